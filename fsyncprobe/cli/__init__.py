@@ -1,0 +1,37 @@
+"""The command line: parse, call the core, render, map errors to exit codes. Nothing else.
+
+Each command lives in its own module here and registers itself on `main`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from fsyncprobe import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="fsyncprobe")
+def main() -> None:
+    """Is this node's disk fit to hold cluster state?
+
+    Measures sync-write rate and latency on the disk that really holds a path, says what that
+    disk is, and turns the numbers into Corosync token-ring consequences.
+
+    Exit codes: 0 PASS/WARN, 1 FAIL, 2 usage error, 3 could not measure.
+    """
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `main`.
+    import importlib
+
+    for name in ("bench", "device", "model", "verdict", "cluster"):
+        try:
+            importlib.import_module(f"fsyncprobe.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"fsyncprobe.cli.{name}":
+                raise
+
+
+_register()

@@ -1,0 +1,144 @@
+"""`fsyncprobe bench PATH`: measure one sync-write workload."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import sys
+
+import click
+
+from fsyncprobe import __version__
+from fsyncprobe.cli import main
+from fsyncprobe.cli.common import (
+    OutputFormat,
+    duration_option,
+    handle_errors,
+    output_options,
+    resolve_format,
+    size_option,
+    warn,
+    write_output,
+)
+from fsyncprobe.cli.progress import progress_reporter
+from fsyncprobe.errors import UsageError
+from fsyncprobe.probe import PartialRunError, run_bench
+from fsyncprobe.render import render
+from fsyncprobe.report import BenchParams, BenchResult, Report, SyncMethod, Workload
+from fsyncprobe.workloads import PVEPERF_WRITE_BYTES
+
+MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond that a typo is likelier than a plan
+MAX_BLOCK_SIZE = 64 << 20
+DAY_NS = 86_400 * 1_000_000_000
+
+
+def new_report(command: str, path: str | None, benches: tuple[BenchResult, ...] = (), **kw: object) -> Report:
+    """A report stamped with this host, time and version."""
+    return Report(
+        command=command,
+        tool_version=__version__,
+        created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        hostname=socket.gethostname(),
+        path=path,
+        benches=benches,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def bench_options(fn: click.decorators.FC) -> click.decorators.FC:
+    """The workload options shared by `bench` and `verdict`."""
+    opts = [
+        click.option("--workload", "-w", type=click.Choice([w.value for w in Workload]), default="pveperf",
+                     show_default=True, help="What one operation is (see README, 'Workloads')."),
+        click.option("--sync", "sync", type=click.Choice([s.value for s in SyncMethod]), default="fsync",
+                     show_default=True, help="The sync call: fsync(2), fdatasync(2), or O_DSYNC/O_SYNC writes."),
+        click.option("--block-size", "-b", callback=size_option("--block-size", 1, MAX_BLOCK_SIZE),
+                     default=None, metavar="SIZE",
+                     help="Bytes per write, e.g. 4k, 2300, 1M (default: 4001 for pveperf, else 4k; 1 B to 64 MiB)."),
+        click.option("--file-size", callback=size_option("--file-size", 4096, MAX_FILE_SIZE), default="16M",
+                     show_default=True, metavar="SIZE",
+                     help="File that overwrite rotates in and append wraps at (range 4 KiB to 1 TiB)."),
+        click.option("--duration", "-d", callback=duration_option(1_000_000, DAY_NS), default=None, metavar="TIME",
+                     help="Measured time, e.g. 3s, 1m (default 5s; range 1 ms to 24 h)."),
+        click.option("--ops", "-n", type=click.IntRange(1, 10**12), default=None,
+                     help="Measure exactly N operations instead of a duration."),
+        click.option("--warmup", callback=duration_option(0, DAY_NS), default="1s", show_default=True, metavar="TIME",
+                     help="Uncounted warm-up before measuring."),
+        click.option("--stall-threshold", callback=duration_option(1_000, DAY_NS), default="100ms",
+                     show_default=True, metavar="TIME", help="An operation slower than this counts as a stall."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def make_params(
+    path: str, workload: str, sync: str, block_size: int | None, file_size: int,
+    duration: int | None, ops: int | None, warmup: int, stall_threshold: int,
+) -> BenchParams:
+    """Validate the combination of options and build the parameters."""
+    wl = Workload(workload)
+    if duration is not None and ops is not None:
+        raise click.UsageError("--duration and --ops exclude each other: give one")
+    if block_size is None:
+        block_size = PVEPERF_WRITE_BYTES if wl is Workload.PVEPERF else 4096
+    if wl in (Workload.OVERWRITE, Workload.APPEND) and block_size > file_size:
+        raise click.BadParameter(
+            f"--block-size {block_size} B is larger than --file-size {file_size} B: it must fit in the file",
+            param_hint="--block-size",
+        )
+    if duration is None and ops is None:
+        duration = 5_000_000_000
+    return BenchParams(
+        path=path, workload=wl, sync=SyncMethod(sync), block_size_bytes=block_size,
+        file_size_bytes=file_size, duration_ns=duration, ops_limit=ops, warmup_ns=warmup,
+        stall_threshold_ns=stall_threshold,
+    )
+
+
+def describe_device(path: str) -> object:
+    """The device section, or None with a warning when it cannot be made."""
+    try:
+        from fsyncprobe.device import describe
+    except ImportError:
+        return None
+    return describe(path)
+
+
+@main.command()
+@click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default="/var/lib")
+@bench_options
+@click.option("--sched-probe/--no-sched-probe", default=True, show_default=True,
+              help="Measure scheduling delays of a real-time thread beside the workload.")
+@output_options((OutputFormat.TABLE, OutputFormat.JSON, OutputFormat.MARKDOWN))
+@handle_errors
+def bench(
+    path: str, workload: str, sync: str, block_size: int | None, file_size: int, duration: int | None,
+    ops: int | None, warmup: int, stall_threshold: int, sched_probe: bool, fmt: str | None,
+    as_json: bool, output: str, quiet: bool, no_progress: bool,
+) -> None:
+    """Measure a sync-write workload on the filesystem holding PATH (default /var/lib).
+
+    Runs in a private temp directory created inside PATH and removed afterwards, whatever
+    happens. The report goes to stdout; progress and warnings to stderr.
+    """
+    out_format = resolve_format(fmt, as_json)
+    params = make_params(path, workload, sync, block_size, file_size, duration, ops, warmup, stall_threshold)
+    with progress_reporter(enabled=not (quiet or no_progress)) as progress:
+        try:
+            result = run_bench(params, progress=progress, sched_probe=sched_probe)
+        except PartialRunError as exc:
+            if exc.result is not None:
+                report = new_report("bench", path, (exc.result,), warnings=(f"partial run: {exc.cause}",))
+                write_output(render(report, out_format.value), output)
+            raise exc.cause from None
+    device = describe_device(path)
+    report = new_report("bench", path, (result,), device=device)
+    for note in result.notes:
+        warn(note, quiet)
+    write_output(render(report, out_format.value), output)
+    if result.partial:
+        sys.exit(3)
+
+
+__all__ = ["UsageError", "bench", "bench_options", "make_params", "new_report"]

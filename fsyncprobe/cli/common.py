@@ -1,0 +1,171 @@
+"""What every command shares: output options, writing the report, mapping errors to exit codes.
+
+This is the only place that decides how a report reaches the user; commands call `emit`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, TypeVar
+
+import click
+
+from fsyncprobe.errors import ExitCode, FsyncprobeError
+from fsyncprobe.units import parse_duration_ns, parse_size
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OutputFormat(str, Enum):
+    """Report formats (shared/DESIGN.md, "Commands")."""
+
+    TABLE = "table"
+    JSON = "json"
+    MARKDOWN = "markdown"
+    PROMETHEUS = "prometheus"
+
+
+def output_options(formats: tuple[OutputFormat, ...] = tuple(OutputFormat)) -> Callable[[F], F]:
+    """`--format/--json/--output/--quiet/--no-progress`, the options every command takes."""
+
+    def deco(fn: F) -> F:
+        fn = click.option(
+            "--no-progress", is_flag=True, help="No progress bar on stderr (off anyway when stderr is not a terminal)."
+        )(fn)
+        fn = click.option("--quiet", "-q", is_flag=True, help="No progress and no warnings on stderr.")(fn)
+        fn = click.option(
+            "--output", "-o", "output", default="-", metavar="FILE",
+            help="Write the report to FILE (`-` = stdout, the default). Written atomically.",
+        )(fn)
+        fn = click.option(
+            "--json", "as_json", is_flag=True, help="Same as --format json."
+        )(fn)
+        fn = click.option(
+            "--format", "-f", "fmt", type=click.Choice([f.value for f in formats]), default=None,
+            help="Report format (default: table).",
+        )(fn)
+        return fn
+
+    return deco
+
+
+def resolve_format(fmt: str | None, as_json: bool) -> OutputFormat:
+    """Combine --format and --json; both at once must agree."""
+    if as_json and fmt not in (None, OutputFormat.JSON.value):
+        raise click.UsageError(f"--json conflicts with --format {fmt}")
+    if as_json:
+        return OutputFormat.JSON
+    return OutputFormat(fmt) if fmt else OutputFormat.TABLE
+
+
+def write_output(text: str, output: str) -> None:
+    """Write the report to stdout or atomically to a file (temp file + rename, so a full disk
+    or a crash never leaves a half-written report where an old one was)."""
+    if not text.endswith("\n"):
+        text += "\n"
+    if output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    target = os.path.abspath(output)
+    directory = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise FsyncprobeOutputError(f"--output {output}: is a directory")
+    fd, tmp = tempfile.mkstemp(prefix=".fsyncprobe-out-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class FsyncprobeOutputError(FsyncprobeError):
+    """The report could not be written where the user asked."""
+
+
+Callback = Callable[[click.Context, click.Parameter, str | None], int | None]
+
+
+def size_option(name: str, minimum: int, maximum: int) -> Callback:
+    """A click callback that parses a size and checks it against [minimum, maximum]."""
+    from fsyncprobe.units import format_size
+
+    def cb(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            n = parse_size(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if not minimum <= n <= maximum:
+            raise click.BadParameter(
+                f"{value} is out of range: accepted {format_size(minimum)} to {format_size(maximum)}"
+            )
+        return n
+
+    return cb
+
+
+def duration_option(minimum_ns: int, maximum_ns: int) -> Callback:
+    """A click callback that parses a duration and checks it against [minimum, maximum]."""
+    from fsyncprobe.units import format_duration_ns
+
+    def cb(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        accepted = f"accepted {format_duration_ns(minimum_ns)} to {format_duration_ns(maximum_ns)}"
+        if value.strip().startswith("-"):
+            raise click.BadParameter(f"{value} is negative: {accepted}")
+        try:
+            n = parse_duration_ns(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if not minimum_ns <= n <= maximum_ns:
+            raise click.BadParameter(f"{value} is out of range: {accepted}")
+        return n
+
+    return cb
+
+
+def warn(message: str, quiet: bool = False) -> None:
+    """A warning line on stderr (never on stdout, which carries the report)."""
+    if not quiet:
+        click.echo(f"fsyncprobe: warning: {message}", err=True)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn core errors into one line on stderr and the design's exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FsyncprobeError as exc:
+            click.echo(f"fsyncprobe: error: {exc}", err=True)
+            sys.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("fsyncprobe: interrupted", err=True)
+            sys.exit(int(ExitCode.INTERRUPTED))
+        except BrokenPipeError:
+            # `fsyncprobe ... | head`: the reader left; say nothing more (Python docs, "SIGPIPE").
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(int(ExitCode.OK))
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            click.echo(f"fsyncprobe: error:{where}: {exc.strerror or exc}", err=True)
+            sys.exit(int(ExitCode.CANNOT_MEASURE))
+
+    return wrapper  # type: ignore[return-value]

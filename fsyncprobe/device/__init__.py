@@ -1,0 +1,1 @@
+"""What holds a path: mount, block-device stack, physical leaves, and their class."""

@@ -1,0 +1,426 @@
+"""The measurement engine: run one workload on the filesystem holding a path.
+
+Steps: check the path and the free space; make a private temp directory there (mkdtemp: mode
+0700, created with O_EXCL semantics, so nobody else can plant files in it); prepare the workload;
+warm up (not counted); measure with a monotonic nanosecond clock around exactly one operation;
+read the block-layer write counters before and after; remove everything on every exit path.
+SIGTERM is turned into an exception like SIGINT's KeyboardInterrupt, so `finally` blocks run
+and the temp directory goes; both are ignored while cleaning up so a second Ctrl-C cannot leave
+half a directory behind. A run cut short returns what it measured, marked partial, inside
+`PartialRunError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import shutil
+import signal
+import stat
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fsyncprobe import devstats, workloads
+from fsyncprobe.device.mounts import mount_of
+from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
+from fsyncprobe.histogram import Histogram
+from fsyncprobe.report import (
+    BenchParams,
+    BenchResult,
+    SavedHistogram,
+    SchedProbeResult,
+    StallSummary,
+    TimelineSecond,
+    Workload,
+)
+from fsyncprobe.stats import summarize
+
+if TYPE_CHECKING:
+    from fsyncprobe.stallprobe import SchedProbe
+from fsyncprobe.units import format_size
+
+TEMP_PREFIX = "fsyncprobe-"
+_TICK_NS = 100_000_000  # fold samples and report progress ten times a second, off the hot path
+_RAM_FSTYPES = frozenset({"tmpfs", "ramfs", "devtmpfs"})
+_NETWORK_FSTYPES = frozenset({"nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs", "fuse.glusterfs", "9p", "virtiofs"})
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the engine tells the progress callback, ten times a second."""
+
+    phase: str
+    """`warmup` or `measure`."""
+    elapsed_ns: int
+    """Time spent in this phase."""
+    total_ns: int | None
+    """Planned length of the phase (None when bounded by an operation count)."""
+    ops: int
+    """Operations done in this phase."""
+    total_ops: int | None
+    """Planned operation count (None when bounded by time)."""
+    ops_per_s: float
+    """Rate over the last tick."""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class PartialRunError(FsyncprobeError):
+    """The run stopped early; `result` holds what was measured, marked partial."""
+
+    def __init__(self, result: BenchResult | None, cause: FsyncprobeError) -> None:
+        super().__init__(str(cause))
+        self.result = result
+        self.cause = cause
+        self.exit_code = cause.exit_code
+
+
+def check_target(path: str) -> str:
+    """Resolve `path` and refuse what cannot hold our temp files, with a one-line reason."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file or directory") from None
+    except PermissionError:
+        raise MeasureError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise MeasureError(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        kind = (
+            "a FIFO" if stat.S_ISFIFO(st.st_mode)
+            else "a device node" if stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "a file"
+        )
+        raise MeasureError(
+            f"{path} is {kind}, not a directory: give a directory on the filesystem to measure"
+        )
+    return os.path.realpath(path)
+
+
+def _check_space(directory: str, needed: int) -> None:
+    # statvfs(3): f_bavail is what an unprivileged writer may use; root may dip into the
+    # reserved blocks but a cluster node should not, so we count only f_bavail.
+    vfs = os.statvfs(directory)
+    free = vfs.f_bavail * vfs.f_frsize
+    margin = 1 << 20
+    if vfs.f_blocks and free < needed + margin:
+        raise MeasureError(
+            f"not enough free space on the filesystem holding {directory}: the workload needs "
+            f"{format_size(needed + margin)}, {format_size(free)} is free (try a smaller --file-size)"
+        )
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While measuring, SIGTERM raises like SIGINT does, so cleanup runs (signal(7))."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """While cleaning up, a second Ctrl-C or SIGTERM must not leave half a temp dir behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _as_measure_error(exc: OSError, where: str) -> MeasureError:
+    reason = {
+        errno.ENOSPC: "no space left on the filesystem",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EROFS: "the filesystem is read-only",
+        errno.EIO: "I/O error (the device failed a write or a flush)",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.ENOENT: "the directory disappeared while measuring",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    return MeasureError(f"{where}: {reason}")
+
+
+class _Loop:
+    """The timing loop and its bookkeeping; the hot path is in `run_phase`."""
+
+    def __init__(self, stall_threshold_ns: int) -> None:
+        self.hist = Histogram()
+        self.stall_threshold_ns = stall_threshold_ns
+        self.stalls = 0
+        self.timeline: list[TimelineSecond] = []
+        self._second_ops = 0
+        self._second_max = 0
+        self.ops = 0
+
+    def fold(self, batch: array, second: int, close_seconds_before: int) -> None:
+        """Account a batch of latencies to `second`, closing finished seconds first."""
+        while len(self.timeline) < close_seconds_before:
+            self.timeline.append(
+                TimelineSecond(second=len(self.timeline), ops=self._second_ops, max_latency_ns=self._second_max)
+            )
+            self._second_ops = 0
+            self._second_max = 0
+        if not batch:
+            return
+        self.hist.record_many(batch)
+        n = len(batch)
+        self.ops += n
+        self._second_ops += n
+        m = max(batch)
+        if m > self._second_max:
+            self._second_max = m
+        if m > self.stall_threshold_ns:
+            thr = self.stall_threshold_ns
+            self.stalls += sum(1 for v in batch if v > thr)
+
+    def close(self, elapsed_ns: int) -> None:
+        """Close the last (possibly partial) second."""
+        seconds = -(-elapsed_ns // 1_000_000_000)
+        self.fold(array("q"), 0, max(seconds - 1, len(self.timeline)))
+        if self._second_ops or seconds > len(self.timeline):
+            self.timeline.append(
+                TimelineSecond(second=len(self.timeline), ops=self._second_ops, max_latency_ns=self._second_max)
+            )
+            self._second_ops = 0
+            self._second_max = 0
+
+
+def run_phase(
+    op: Callable[[], None],
+    duration_ns: int | None,
+    ops_limit: int | None,
+    loop: _Loop | None,
+    phase: str,
+    progress: ProgressCallback | None,
+) -> tuple[int, int]:
+    """Run `op` until the duration or the op count is reached; return (ops, elapsed_ns).
+
+    With `loop` None (warm-up) nothing is recorded. The hot path is: read the clock, run the
+    operation, read the clock, store the difference in a preallocated-growth array. Everything
+    else happens once per tick.
+    """
+    clock = time.monotonic_ns
+    start = clock()
+    deadline = start + duration_ns if duration_ns is not None else None
+    done = 0
+    next_tick = start + _TICK_NS
+    last_tick_ops = 0
+    last_tick_t = start
+    batch = array("q")
+    append = batch.append
+    t1 = start
+    try:
+        while True:
+            remaining = (ops_limit - done) if ops_limit is not None else 1 << 62
+            if remaining <= 0:
+                break
+            n = 0
+            for _ in itertools.repeat(None, remaining):
+                t0 = clock()
+                op()
+                t1 = clock()
+                append(t1 - t0)
+                n += 1
+                if t1 >= next_tick:
+                    break
+            done += n
+            if loop is not None:
+                loop.fold(batch, 0, (t1 - start) // 1_000_000_000)
+            del batch[:]
+            if t1 >= next_tick:
+                if progress is not None:
+                    dt = t1 - last_tick_t
+                    progress(
+                        Progress(
+                            phase=phase, elapsed_ns=t1 - start, total_ns=duration_ns, ops=done,
+                            total_ops=ops_limit,
+                            ops_per_s=(done - last_tick_ops) * 1e9 / dt if dt > 0 else 0.0,
+                        )
+                    )
+                last_tick_ops = done
+                last_tick_t = t1
+                next_tick = t1 + _TICK_NS
+            if deadline is not None and t1 >= deadline:
+                break
+    finally:
+        # Whatever stopped us (a signal, an I/O error), keep the samples already taken.
+        if loop is not None and batch:
+            loop.fold(batch, 0, (t1 - start) // 1_000_000_000)
+            done += len(batch)
+    return done, t1 - start
+
+
+def _notes_for_fstype(fstype: str) -> list[str]:
+    if fstype in _RAM_FSTYPES:
+        return [
+            f"{fstype} keeps files in RAM and fsync is a no-op there (mm/shmem.c uses noop_fsync): "
+            "this figure measures the CPU and the page cache, and says nothing about a disk"
+        ]
+    if fstype in _NETWORK_FSTYPES or fstype.startswith("fuse"):
+        return [f"{fstype} is not a local disk filesystem: the sync latency includes the network or the FUSE daemon"]
+    return []
+
+
+def run_bench(
+    params: BenchParams,
+    progress: ProgressCallback | None = None,
+    sched_probe: bool = False,
+) -> BenchResult:
+    """Measure `params.workload` on the filesystem holding `params.path`.
+
+    Raises UsageError/MeasureError before measuring, and PartialRunError (carrying the partial
+    result) when the run is cut short by a signal or an I/O error.
+    """
+    if params.duration_ns is None and params.ops_limit is None:
+        raise UsageError("give a duration or an operation count")
+    real = check_target(params.path)
+    try:
+        mount = mount_of(real)
+    except OSError as exc:
+        raise MeasureError(f"{params.path}: cannot find its mount: {exc}") from None
+    needed = workloads.space_needed(params.workload, params.block_size_bytes, params.file_size_bytes)
+    try:
+        _check_space(real, needed)
+    except OSError as exc:
+        raise _as_measure_error(exc, params.path) from None
+    devices = devstats.devices_for(real, mount)
+
+    tmpdir: str | None = None
+    prepared: workloads.Prepared | None = None
+    loop = _Loop(params.stall_threshold_ns)
+    warmup_ops = 0
+    before: dict[str, devstats.Counters] = {}
+    measured_ns = 0
+    started = False
+    probe_result: SchedProbeResult | None = None
+    probe: SchedProbe | None = None
+    try:
+        with _signals_raise():
+            try:
+                try:
+                    tmpdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=real)
+                    prepared = workloads.prepare(
+                        params.workload, tmpdir, params.sync, params.block_size_bytes, params.file_size_bytes
+                    )
+                    if params.warmup_ns > 0:
+                        warmup_ops, _ = run_phase(prepared.op, params.warmup_ns, None, None, "warmup", progress)
+                    if sched_probe:
+                        probe = _start_sched_probe()
+                    before = devstats.read_counters([d.name for d in devices])
+                    started = True
+                    _, measured_ns = run_phase(
+                        prepared.op, params.duration_ns, params.ops_limit, loop, "measure", progress
+                    )
+                except KeyboardInterrupt:
+                    raise Interrupted(signal.SIGINT) from None
+            except (Interrupted, OSError) as exc:
+                err = exc if isinstance(exc, Interrupted) else _as_measure_error(exc, params.path)
+                partial = None
+                if started:
+                    probe_result = _stop_sched_probe(probe)
+                    probe = None
+                    partial = _result(
+                        params, mount.mountpoint, mount.fstype, loop, measured_ns or loop.hist.sum_value,
+                        warmup_ops, devices, before, prepared, probe_result,
+                        partial_reason=str(err),
+                    )
+                raise PartialRunError(partial, err) from None
+            probe_result = _stop_sched_probe(probe)
+            probe = None
+            return _result(
+                params, mount.mountpoint, mount.fstype, loop, measured_ns, warmup_ops, devices,
+                before, prepared, probe_result, partial_reason=None,
+            )
+    finally:
+        with _signals_ignored():
+            if probe is not None:
+                probe.__exit__(None, None, None)
+            if prepared is not None:
+                prepared.close()
+            if tmpdir is not None:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _start_sched_probe() -> SchedProbe:
+    from fsyncprobe.stallprobe import SchedProbe  # its own process; loaded only when asked for
+
+    probe = SchedProbe()
+    probe.__enter__()
+    probe.start()
+    return probe
+
+
+def _stop_sched_probe(probe: SchedProbe | None) -> SchedProbeResult | None:
+    if probe is None:
+        return None
+    try:
+        return probe.stop()
+    finally:
+        probe.__exit__(None, None, None)
+
+
+def _result(
+    params: BenchParams,
+    mountpoint: str,
+    fstype: str,
+    loop: _Loop,
+    elapsed_ns: int,
+    warmup_ops: int,
+    devices: list[devstats.BlockDevice],
+    before: dict[str, devstats.Counters],
+    prepared: workloads.Prepared | None,
+    probe_result: SchedProbeResult | None,
+    partial_reason: str | None,
+) -> BenchResult:
+    loop.close(elapsed_ns)
+    after = devstats.read_counters([d.name for d in devices])
+    writes = devstats.deltas(devices, before, after)
+    notes = list(prepared.notes) if prepared else []
+    notes += _notes_for_fstype(fstype)
+    return BenchResult(
+        params=params,
+        mountpoint=mountpoint,
+        fstype=fstype,
+        ops=loop.ops,
+        elapsed_ns=elapsed_ns,
+        ops_per_s=loop.ops * 1e9 / elapsed_ns if elapsed_ns > 0 else 0.0,
+        latency=summarize(loop.hist),
+        histogram=SavedHistogram.of(loop.hist),
+        timeline=tuple(loop.timeline),
+        stalls=StallSummary(
+            threshold_ns=params.stall_threshold_ns, count=loop.stalls, longest_ns=loop.hist.max_value
+        ),
+        device_writes=writes,
+        warmup_ops=warmup_ops,
+        partial=partial_reason is not None,
+        partial_reason=partial_reason,
+        notes=tuple(notes),
+        sched_probe=probe_result,
+    )
+
+
+__all__ = ["PartialRunError", "Progress", "Workload", "check_target", "run_bench"]

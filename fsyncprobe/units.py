@@ -1,0 +1,81 @@
+"""Parsing and formatting of sizes and durations given on the command line or in profiles.
+
+Sizes use binary multiples like fio and dd (`4k` = 4096 bytes, `1M` = 1 MiB); a bare number is
+bytes. Durations take `ns`, `us`, `ms`, `s`, `m`, `h`; a bare number is seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE)
+_SIZE_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
+
+_DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)
+_DUR_NS = {
+    None: 1_000_000_000,
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "sec": 1_000_000_000,
+    "m": 60_000_000_000,
+    "min": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+
+
+def parse_size(text: str) -> int:
+    """Return the number of bytes `text` names (`4k`, `2300`, `1M`, `8KiB`).
+
+    Raises ValueError with a short reason for anything else, including fractions of a byte.
+    """
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a size (examples: 4k, 2300, 1M, 64MiB)")
+    number, unit, _ = m.groups()
+    value = float(number) * _SIZE_MULT[unit.lower()]
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{text!r} is not a whole number of bytes")
+    return int(value)
+
+
+def parse_duration_ns(text: str) -> int:
+    """Return the nanoseconds `text` names (`3s`, `1m`, `250ms`, `1.5`); negative is refused."""
+    m = _DUR_RE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration (examples: 3s, 250ms, 1m, 1.5h)")
+    number, unit = m.groups()
+    value = float(number) * _DUR_NS[unit.lower() if unit else None]
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite duration")
+    return round(value)
+
+
+def format_size(n_bytes: float) -> str:
+    """`4096` -> `4.0 KiB`; exact bytes below 1 KiB."""
+    if n_bytes < 1024:
+        return f"{int(n_bytes)} B"
+    value = float(n_bytes)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value:.1f} EiB"
+
+
+def format_duration_ns(ns: float) -> str:
+    """A latency with three significant digits in the unit that fits (`812 µs`, `3.41 ms`)."""
+    if ns < 1_000:
+        return f"{ns:.0f} ns"
+    for div, unit in ((1_000, "µs"), (1_000_000, "ms"), (1_000_000_000, "s")):
+        value = ns / div
+        if value < 1_000 or unit == "s":
+            if value >= 100:
+                return f"{value:.0f} {unit}"
+            if value >= 10:
+                return f"{value:.1f} {unit}"
+            return f"{value:.2f} {unit}"
+    raise AssertionError("unreachable")

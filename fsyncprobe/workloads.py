@@ -1,0 +1,269 @@
+"""The sync-write workloads: what one measured operation is (shared/DESIGN.md, "Workloads").
+
+Each workload prepares its files inside the private temp directory the engine made, and hands
+back a zero-argument callable that performs exactly one operation. The engine times the call.
+Files are created with O_CREAT|O_EXCL|O_NOFOLLOW (open(2)) so that nothing planted in advance,
+not even in a directory we own, can redirect a write; after that, reopening uses O_NOFOLLOW.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fsyncprobe.report import SyncMethod, Workload
+
+PVEPERF_FILES = 300
+PVEPERF_WRITE_BYTES = 4001  # pveperf writes ('A' x 4000) . "\n" (PVE/pveperf, test_fsync)
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_LAYOUT_CHUNK = 1 << 20
+
+
+def _sync_call(sync: SyncMethod) -> Callable[[int], None] | None:
+    """The call made after each write, or None when the open flags make every write durable."""
+    if sync is SyncMethod.FSYNC:
+        return os.fsync
+    if sync is SyncMethod.FDATASYNC:
+        return os.fdatasync
+    return None
+
+
+def _open_flags(sync: SyncMethod) -> int:
+    # O_DSYNC: data and the metadata needed to read it back are durable when write() returns;
+    # O_SYNC adds all other metadata (open(2), "Synchronized I/O").
+    if sync is SyncMethod.DSYNC:
+        return os.O_DSYNC
+    if sync is SyncMethod.SYNC:
+        return os.O_SYNC
+    return 0
+
+
+def create_file(path: str, extra_flags: int = 0) -> int:
+    """Create `path` exclusively (never follow or reuse what is there) and return the fd."""
+    return os.open(path, _CREATE_FLAGS | extra_flags, 0o600)
+
+
+@dataclass
+class Prepared:
+    """A workload ready to run: `op` does one operation; `close` releases what it holds."""
+
+    op: Callable[[], None]
+    """Performs exactly one operation (write + sync)."""
+    bytes_per_op: int
+    """Bytes the operation writes (before any filesystem overhead)."""
+    notes: list[str] = field(default_factory=list)
+    """What the reader should know about how this workload ran."""
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close files and connections; safe to call twice."""
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except (OSError, sqlite3.Error):
+                pass
+
+
+def space_needed(workload: Workload, block_size: int, file_size: int) -> int:
+    """Bytes the workload may occupy on the filesystem at most (checked before starting)."""
+    if workload is Workload.PVEPERF:
+        # 300 files of one block each, rounded up to 4 KiB blocks, plus directory entries.
+        return PVEPERF_FILES * (((block_size + 4095) // 4096) * 4096 + 4096)
+    if workload is Workload.SQLITE:
+        # The database holds a few rows of block_size; the WAL grows to about 1,000 pages
+        # (SQLite's default wal_autocheckpoint) of up to 4 KiB plus the rows written since.
+        return 16 * block_size + 1000 * 4096 * 2 + (1 << 20)
+    return file_size
+
+
+def prepare(
+    workload: Workload, directory: str, sync: SyncMethod, block_size: int, file_size: int
+) -> Prepared:
+    """Create the workload's files in `directory` (private, made by the engine)."""
+    if workload is Workload.PVEPERF:
+        return _prepare_pveperf(directory, sync, block_size)
+    if workload is Workload.OVERWRITE:
+        return _prepare_overwrite(directory, sync, block_size, file_size)
+    if workload is Workload.APPEND:
+        return _prepare_append(directory, sync, block_size, file_size)
+    if workload is Workload.SQLITE:
+        return _prepare_sqlite(directory, block_size)
+    raise ValueError(f"unknown workload {workload}")
+
+
+def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int) -> Prepared:
+    # pveperf (pve-manager, PVE/pveperf, test_fsync): for count = 1.., file tf_(count % 300).dat is
+    # opened for writing (truncating), 4,001 bytes are printed, fsync'ed, closed; runs 3 s and
+    # prints count / elapsed as FSYNCS/SECOND. We pre-create the 300 files exclusively and reopen
+    # them with O_TRUNC|O_NOFOLLOW, so after the first lap (the warm-up) every operation is
+    # exactly pveperf's: truncate, write, sync, close.
+    data = (b"A" * (block_size - 1) + b"\n") if block_size > 0 else b""
+    paths = [os.path.join(directory, f"tf_{i}.dat") for i in range(PVEPERF_FILES)]
+    for p in paths:
+        os.close(create_file(p))
+    flags = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC | _open_flags(sync)
+    sync_call = _sync_call(sync)
+    state = [0]
+    open_ = os.open
+    write = os.write
+    close = os.close
+
+    if sync_call is None:
+
+        def op() -> None:
+            i = state[0] = (state[0] + 1) % PVEPERF_FILES
+            fd = open_(paths[i], flags)
+            try:
+                write(fd, data)
+            finally:
+                close(fd)
+
+    else:
+
+        def op() -> None:
+            i = state[0] = (state[0] + 1) % PVEPERF_FILES
+            fd = open_(paths[i], flags)
+            try:
+                write(fd, data)
+                sync_call(fd)
+            finally:
+                close(fd)
+
+    notes = []
+    if block_size != PVEPERF_WRITE_BYTES:
+        notes.append(
+            f"block size {block_size} B differs from pveperf's {PVEPERF_WRITE_BYTES} B: "
+            "the rate will not compare with pveperf's FSYNCS/SECOND"
+        )
+    return Prepared(op=op, bytes_per_op=len(data), notes=notes)
+
+
+def _layout(fd: int, file_size: int) -> None:
+    """Write the whole file once, like fio's layout step, so overwrites hit allocated blocks
+    (writing into fallocate'd space would convert unwritten extents on every sync, ext4)."""
+    chunk = bytes(_LAYOUT_CHUNK)
+    done = 0
+    while done < file_size:
+        n = min(_LAYOUT_CHUNK, file_size - done)
+        done += os.pwrite(fd, chunk[:n], done)
+    os.fsync(fd)
+
+
+def _rotating_writer(
+    fd: int, sync: SyncMethod, block_size: int, file_size: int
+) -> Callable[[], None]:
+    buf = os.urandom(block_size)  # incompressible, so a compressing device cannot cheat
+    slots = max(1, file_size // block_size)
+    state = [0]
+    pwrite = os.pwrite
+    sync_call = _sync_call(sync)
+    if sync_call is None:
+
+        def op() -> None:
+            i = state[0]
+            pwrite(fd, buf, i * block_size)
+            state[0] = i + 1 if i + 1 < slots else 0
+
+    else:
+
+        def op() -> None:
+            i = state[0]
+            pwrite(fd, buf, i * block_size)
+            sync_call(fd)
+            state[0] = i + 1 if i + 1 < slots else 0
+
+    return op
+
+
+def _prepare_overwrite(directory: str, sync: SyncMethod, block_size: int, file_size: int) -> Prepared:
+    # A database page rewrite: the file is laid out (written) first, then block_size bytes are
+    # rewritten at a rotating offset, each followed by the sync call.
+    path = os.path.join(directory, "overwrite.dat")
+    fd = create_file(path, _open_flags(sync))
+    p = Prepared(op=lambda: None, bytes_per_op=block_size, _closers=[lambda: os.close(fd)])
+    _layout(fd, file_size)
+    p.op = _rotating_writer(fd, sync, block_size, file_size)
+    return p
+
+
+def _prepare_append(directory: str, sync: SyncMethod, block_size: int, file_size: int) -> Prepared:
+    # A write-ahead log: sequential writes of block_size bytes, each followed by the sync call,
+    # into a file preallocated with posix_fallocate(3) -- as etcd preallocates its 64 MB WAL
+    # segments and as fio does for its etcd test (fallocate=native is fio's default) -- and
+    # wrapping to the start at file_size.
+    path = os.path.join(directory, "append.wal")
+    fd = create_file(path, _open_flags(sync))
+    p = Prepared(op=lambda: None, bytes_per_op=block_size, _closers=[lambda: os.close(fd)])
+    try:
+        os.posix_fallocate(fd, 0, file_size)
+    except OSError as exc:
+        # EOPNOTSUPP on filesystems without fallocate (e.g. some FUSE and network filesystems).
+        if exc.errno not in (95,):
+            raise
+        p.notes.append("the filesystem does not support preallocation; the log grows as it is written")
+    p.op = _rotating_writer(fd, sync, block_size, file_size)
+    return p
+
+
+# pmxcfs's schema and write path (pve-cluster src/pmxcfs/database.c): one table `tree`; a
+# change replaces the file's row and the `__version__` row (inode 0) in one transaction,
+# with journal_mode=WAL and synchronous=NORMAL, so commits append to the WAL without syncing and
+# syncs happen at checkpoints (default wal_autocheckpoint = 1,000 pages; sqlite.org/wal.html).
+_PMXCFS_SCHEMA = (
+    "CREATE TABLE tree ("
+    " inode INTEGER PRIMARY KEY NOT NULL,"
+    " parent INTEGER NOT NULL CHECK(typeof(parent)=='integer'),"
+    " version INTEGER NOT NULL CHECK(typeof(version)=='integer'),"
+    " writer INTEGER NOT NULL CHECK(typeof(writer)=='integer'),"
+    " mtime INTEGER NOT NULL CHECK(typeof(mtime)=='integer'),"
+    " type INTEGER NOT NULL CHECK(typeof(type)=='integer'),"
+    " name TEXT NOT NULL,"
+    " data BLOB)"
+)
+_PMXCFS_REPLACE = (
+    "REPLACE INTO tree (inode, parent, version, writer, mtime, type, name, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_FILES = 8  # rows rotated through, like a handful of guest configs being edited
+_DT_REG = 8  # pmxcfs stores dirent types (DT_REG for files, DT_DIR = 4 for directories)
+
+
+def _prepare_sqlite(directory: str, block_size: int) -> Prepared:
+    path = os.path.join(directory, "config.db")
+    os.close(create_file(path))  # exclusive creation; SQLite then opens the empty file
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    p = Prepared(op=lambda: None, bytes_per_op=block_size, _closers=[con.close])
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(_PMXCFS_SCHEMA)
+    con.execute(_PMXCFS_REPLACE, (0, 0, 0, 0, 0, _DT_REG, "__version__", None))
+    payload = os.urandom(block_size)
+    for i in range(1, _SQLITE_FILES + 1):
+        con.execute(_PMXCFS_REPLACE, (i, 0, i, 0, 0, _DT_REG, f"qemu-server/{100 + i}.conf", payload))
+    state = [_SQLITE_FILES]
+    execute = con.execute
+    replace = _PMXCFS_REPLACE
+
+    def op() -> None:
+        version = state[0] = state[0] + 1
+        inode = version % _SQLITE_FILES + 1
+        execute("BEGIN")
+        try:
+            execute(replace, (inode, 0, version, 1, version, _DT_REG, f"qemu-server/{100 + inode}.conf", payload))
+            execute(replace, (0, 0, version, 1, version, _DT_REG, "__version__", None))
+            execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                execute("ROLLBACK")
+            raise
+
+    p.op = op
+    p.notes.append(
+        "sqlite: pmxcfs-shaped transactions (WAL, synchronous=NORMAL): most commits do not sync, "
+        "checkpoints about every 1,000 pages do; --sync does not apply"
+    )
+    return p
