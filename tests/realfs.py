@@ -1,0 +1,119 @@
+"""Real filesystems for tests: loop-mounted ext4, blkio-throttled ("USB stick") disks, tmpfs.
+
+Everything made here is removed by name on every exit path (context managers), so a failing
+test leaves no mount, loop device or throttle rule behind. Needs root; callers skip otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+BLKIO_WRITE_IOPS = "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device"
+
+
+def is_root() -> bool:
+    """True when the tests may make loop devices and mounts."""
+    return os.geteuid() == 0
+
+
+def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing output; raise with its stderr on failure."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+@dataclass(frozen=True)
+class LoopFs:
+    """A filesystem on a loop device that a test made."""
+
+    mountpoint: Path
+    """Where it is mounted."""
+    device: str
+    """`/dev/loopN`."""
+    image: Path
+    """The backing file."""
+
+    @property
+    def major_minor(self) -> str:
+        """`7:3`, as the blkio controller wants it."""
+        st = os.stat(self.device)
+        return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+
+    @property
+    def kernel_name(self) -> str:
+        """`loop3`."""
+        return os.path.basename(self.device)
+
+
+@contextlib.contextmanager
+def loop_device(image: Path, partscan: bool = False) -> Iterator[str]:
+    """Attach `image` to a free loop device (losetup picks it atomically) and detach it after."""
+    args = ["losetup", "--find", "--show"] + (["--partscan"] if partscan else []) + [str(image)]
+    dev = run(*args).stdout.strip()
+    try:
+        yield dev
+    finally:
+        run("losetup", "--detach", dev, check=False)
+
+
+@contextlib.contextmanager
+def mounted(source: str, mountpoint: Path, fstype: str | None = None, options: str | None = None) -> Iterator[Path]:
+    """Mount and always unmount (lazily if busy, so a stuck test still cleans up)."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    args = ["mount"] + (["-t", fstype] if fstype else []) + (["-o", options] if options else [])
+    args += [source, str(mountpoint)]
+    run(*args)
+    try:
+        yield mountpoint
+    finally:
+        if run("umount", str(mountpoint), check=False).returncode != 0:
+            run("umount", "-l", str(mountpoint), check=False)
+
+
+@contextlib.contextmanager
+def loop_ext4(base: Path, size_mb: int = 64, name: str = "ext4") -> Iterator[LoopFs]:
+    """An ext4 filesystem of `size_mb` on a loop device, mounted under `base`."""
+    image = base / f"{name}.img"
+    with open(image, "wb") as f:
+        f.truncate(size_mb << 20)
+    try:
+        with loop_device(image) as dev:
+            # -E nodiscard: nothing to discard on a fresh sparse file; lazy init off so the
+            # kernel's background inode-table zeroing does not write during measurements.
+            run("mkfs.ext4", "-q", "-F", "-E", "nodiscard,lazy_itable_init=0,lazy_journal_init=0", dev)
+            with mounted(dev, base / f"{name}-mnt") as mnt:
+                yield LoopFs(mountpoint=mnt, device=dev, image=image)
+    finally:
+        image.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def write_iops_limit(fs: LoopFs, iops: int) -> Iterator[None]:
+    """Throttle writes to the loop device to `iops` (cgroup-v1 blkio, root cgroup: every
+    process), and lift the rule afterwards (writing 0 removes it, blkio-controller.rst)."""
+    with open(BLKIO_WRITE_IOPS, "w") as f:
+        f.write(f"{fs.major_minor} {iops}\n")
+    try:
+        yield
+    finally:
+        with open(BLKIO_WRITE_IOPS, "w") as f:
+            f.write(f"{fs.major_minor} 0\n")
+
+
+@contextlib.contextmanager
+def tmpfs(base: Path, size: str = "64m", name: str = "tmpfs") -> Iterator[Path]:
+    """A private tmpfs mounted under `base`."""
+    with mounted("tmpfs", base / name, fstype="tmpfs", options=f"size={size}") as mnt:
+        yield mnt
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Entries the tool may have left in `directory` (its temp dirs start with `fsyncprobe-`)."""
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(("fsyncprobe-", ".fsyncprobe")))
