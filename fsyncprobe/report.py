@@ -96,6 +96,8 @@ class SavedHistogram:
     """Exact largest sample."""
     sub_bucket_bits: int = 7
     """Resolution the buckets were made with (`histogram.SUB_BITS`)."""
+    sum_squares_ns2: int | None = None
+    """Exact sum of squared samples, so the standard deviation survives a round trip."""
 
     @classmethod
     def of(cls, h: Histogram) -> SavedHistogram:
@@ -105,6 +107,7 @@ class SavedHistogram:
             sum_ns=h.sum_value,
             min_ns=max(h.min_value, 0),
             max_ns=h.max_value,
+            sum_squares_ns2=h.sum_sq,
         )
 
     def to_histogram(self) -> Histogram:
@@ -113,9 +116,10 @@ class SavedHistogram:
 
         if self.sub_bucket_bits != SUB_BITS:
             raise ValueError(f"histogram resolution {self.sub_bucket_bits} bits, expected {SUB_BITS}")
-        return Histogram.from_sparse(
-            self.buckets, total_sum=self.sum_ns, min_value=self.min_ns, max_value=self.max_ns
-        )
+        h = Histogram.from_sparse(self.buckets, total_sum=self.sum_ns, min_value=self.min_ns, max_value=self.max_ns)
+        if self.sum_squares_ns2 is not None:
+            h.sum_sq = self.sum_squares_ns2
+        return h
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,26 @@
+"""Running the real CLI in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+
+def fsyncprobe(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m fsyncprobe ARGS` and capture everything."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "fsyncprobe", *args], capture_output=True, text=True, timeout=timeout, env=full_env
+    )
+
+
+def bench_json(path: str, *args: str) -> dict[str, Any]:
+    """`fsyncprobe bench PATH ARGS --json`, asserting success, parsed."""
+    proc = fsyncprobe("bench", path, "--json", "--no-progress", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, then lint and run the whole suite.
+# As root on Debian it also installs the system tools the real-filesystem and Corosync tests
+# use; without root those tests skip with a reason (in CI they run: CI is root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+# Debian packages the tests drive for real (keep in sync with README "Testing").
+APT_PACKAGES=(
+  e2fsprogs util-linux mount    # mkfs.ext4, losetup, mount, setpriv, fsfreeze
+  btrfs-progs dmsetup           # btrfs over two loop devices; dm error target for EIO
+  perl                          # pveperf's method, re-run as an independent reference
+  fio                           # independent reference measurements
+  corosync iproute2             # a real Corosync ring in network namespaces (ip netns, tc netem)
+  procps kmod
+)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+  # corosync's package starts a service on install where systemd runs; our tests start their own.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop corosync >/dev/null 2>&1 || true; fi
+fi
+
+"$PYTHON" -m pip install -q --root-user-action=ignore -e '.[test]'
+
+"$PYTHON" -m ruff check fsyncprobe tests bench
+"$PYTHON" -m mypy
+exec "$PYTHON" -m pytest -q -p no:cacheprovider "$@"
