@@ -69,7 +69,10 @@ def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
 def timeline_line(b: BenchResult, width: int = 60) -> str:
     """The per-second rate as a compact sparkline (one character a second, last `width`)."""
     marks = " ▁▂▃▄▅▆▇█"
-    secs = b.timeline[-width:]
+    # The last second is usually cut short by the end of the run; drawing its low count would
+    # show a dip that never happened, so only whole seconds are drawn.
+    whole = int(b.elapsed_ns // 1_000_000_000)
+    secs = (b.timeline[:whole] if whole else b.timeline)[-width:]
     if not secs:
         return ""
     top = max(s.ops for s in secs) or 1
