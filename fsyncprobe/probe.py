@@ -175,6 +175,8 @@ class _Loop:
         self._second_ops = 0
         self._second_max = 0
         self.ops = 0
+        self.start_ns = 0
+        self.end_ns = 0
 
     def fold(self, batch: array, second: int, close_seconds_before: int) -> None:
         """Account a batch of latencies to `second`, closing finished seconds first."""
@@ -233,6 +235,8 @@ def run_phase(
     batch = array("q")
     append = batch.append
     t1 = start
+    if loop is not None:
+        loop.start_ns = loop.end_ns = start
     try:
         while True:
             remaining = (ops_limit - done) if ops_limit is not None else 1 << 62
@@ -268,9 +272,11 @@ def run_phase(
                 break
     finally:
         # Whatever stopped us (a signal, an I/O error), keep the samples already taken.
-        if loop is not None and batch:
-            loop.fold(batch, 0, (t1 - start) // 1_000_000_000)
-            done += len(batch)
+        if loop is not None:
+            if batch:
+                loop.fold(batch, 0, (t1 - start) // 1_000_000_000)
+                done += len(batch)
+            loop.end_ns = t1
     return done, t1 - start
 
 
@@ -344,7 +350,7 @@ def run_bench(
                     probe_result = _stop_sched_probe(probe)
                     probe = None
                     partial = _result(
-                        params, mount.mountpoint, mount.fstype, loop, measured_ns or loop.hist.sum_value,
+                        params, mount.mountpoint, mount.fstype, loop, loop.end_ns - loop.start_ns,
                         warmup_ops, devices, before, prepared, probe_result,
                         partial_reason=str(err),
                     )
