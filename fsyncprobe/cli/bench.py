@@ -109,7 +109,7 @@ def describe_device(path: str) -> object:
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default="/var/lib")
 @bench_options
 @click.option("--sched-probe/--no-sched-probe", default=True, show_default=True,
-              help="Measure scheduling delays of a real-time thread beside the workload.")
+              help="Measure how late a real-time sleeper process wakes beside the workload.")
 @output_options((OutputFormat.TABLE, OutputFormat.JSON, OutputFormat.MARKDOWN))
 @handle_errors
 def bench(
