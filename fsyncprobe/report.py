@@ -12,6 +12,7 @@ from enum import Enum
 
 from fsyncprobe.device.model import DeviceReport
 from fsyncprobe.histogram import Histogram
+from fsyncprobe.ring_model import ModelReport
 
 SCHEMA_VERSION = 1
 
@@ -244,6 +245,8 @@ class Report:
     """Measured workloads."""
     device: DeviceReport | None = None
     """What holds the path."""
+    model: ModelReport | None = None
+    """Token-ring consequences of the measurements (`fsyncprobe.ring`; None when not modelled)."""
     warnings: tuple[str, ...] = ()
     """Actionable warnings about the run itself."""
     schema_version: int = SCHEMA_VERSION

@@ -1,0 +1,679 @@
+"""The token-ring model: from measured stalls to cluster consequences (shared/DESIGN.md, "Token-ring model").
+
+Pure: no I/O, no clock, no printing. Every input that is not measured is a named, reported
+assumption (`ModelReport.assumptions`). The Corosync facts come from `fsyncprobe.corosync`, which
+cites corosync.conf(5) and exec/totemconfig.c for each of them.
+
+What the model says, step by step:
+
+1. Timers. From `token`, `token_coefficient` and the node count N, corosync derives the effective
+   token T, consensus, token_retransmit, hold and (knet) the link ping interval and timeout
+   (`corosync.derive_timers`).
+2. Stall tolerance: the shortest silence of one node's corosync that makes the others form a new
+   membership. Two clocks bound it (see `stall_bounds`): the token (a node that has not seen the
+   token for T declares it lost, totemsrp.c `timer_function_orf_token_timeout`), and, with knet,
+   the link heartbeat: a peer that has not answered pings for `knet_ping_timeout` is declared
+   down, and its traffic (the token included) is dropped until `knet_pong_count` pongs bring the
+   link back (libknet `libknet/threads_heartbeat.c`). The knet clock is half the token by
+   default (ping_timeout = T / pong_count, pong_count = 2), so it is the one that bites: on our
+   3-node test ring (T = 1650 ms) stalls from about 700 ms on re-formed the membership.
+3. Rotation: R(N) = sum over nodes of (one-way latency + jitter + typical scheduling delay) + hold
+   (the representative holds an idle token for `hold`, conf(5) `hold`).
+4. Stall rate: how often one node's corosync is silent longer than x. Measured: the scheduling
+   lateness of a real-time probe beside the sync workload (`stallprobe`); optionally
+   `coupling x sync latency`. Beyond the data, a generalised Pareto tail fitted to the largest
+   samples (probability-weighted moments, Hosking & Wallis 1987), never lighter than exponential,
+   with a seeded bootstrap confidence interval.
+5. Nodes independent: the cluster's false-membership rate is the sum of the nodes' rates.
+6. Outputs: false losses per year, the minimum safe effective token (target: one false loss per
+   `target_years_per_false_loss` per cluster), the largest safe N, and the HA ceiling
+   (T + consensus + sync + LRM loop + lock retry + p99.9 commit under the 60 s watchdog).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fsyncprobe import corosync
+from fsyncprobe.histogram import Histogram, bucket_value
+from fsyncprobe.report import Report, SavedHistogram, Workload
+from fsyncprobe.ring_model import Assumption, HaCeiling, ModelReport, NodeModel, TailFit, TimerBound
+
+SECONDS_PER_YEAR = 365.25 * 86400
+MAX_NODES_SEARCHED = 128
+"""Largest ring the model considers (knet and votequorum allow more; nobody runs a Totem ring that
+large: the token rotates through every node)."""
+MIN_EFFECTIVE_TOKEN_MS = 126
+"""Smallest effective token corosync accepts with the default retransmit constant: token_retransmit
+= T / 4.2 may not be under MINIMUM_TIMEOUT = 3 x 1000/HZ = 30 ms (totemconfig.c)."""
+MAX_EFFECTIVE_TOKEN_MS = 600_000
+"""Search limit for the minimum safe token (10 minutes)."""
+TAIL_MAX_EXCEEDANCES = 500
+"""At most this many of the largest samples feed the tail fit (the top 1 % when fewer)."""
+TAIL_MIN_EXCEEDANCES = 10
+"""Fewer samples than this: no fitted tail, only the empirical rate."""
+BOOTSTRAP_ROUNDS = 200
+"""Bootstrap resamples for the confidence interval (seeded: `ModelParams.seed`)."""
+CI_LEVEL = 0.90
+"""Two-sided confidence level of every interval reported."""
+XI_MAX_DEFAULT = 0.5
+"""Default upper clamp of the fitted tail shape: heavier tails (infinite variance) cannot be told
+apart from a mixture of a fast bulk and a few spikes with a few hundred exceedances, and would make
+any extrapolation to seconds meaningless (`ModelParams.tail_shape_max`)."""
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Everything the model assumes; None means "corosync's default" or "derive it"."""
+
+    nodes: int = 3
+    """Nodes in the ring."""
+    token_ms: float | None = None
+    """`totem.token` as configured (None: 3000 ms, the 3.1.x default)."""
+    token_coefficient_ms: float | None = None
+    """`totem.token_coefficient` (None: 650 ms)."""
+    network_latency_ms: float = 0.2
+    """One-way network latency per hop (a LAN; `--network-latency-ms`)."""
+    jitter_ms: float = 0.1
+    """Extra per-hop delay on top of the latency (`--jitter-ms`)."""
+    coupling: float | None = None
+    """How much of a sync latency stalls corosync: None = use the measured scheduling stalls only;
+    k >= 0 adds `k x sync latency` as a stall (0 = the source code's view, 1 = the folk worst case)."""
+    target_years_per_false_loss: float = 10.0
+    """Acceptable: one false membership change per this many years per cluster."""
+    seed: int = 0
+    """Seed of the bootstrap, so every run gives the same interval."""
+    consensus_ms: float | None = None
+    """`totem.consensus` (None: 1.2 x T)."""
+    hold_ms: float | None = None
+    """`totem.hold` (None: derived from token_retransmit)."""
+    token_retransmits_before_loss_const: int | None = None
+    """`totem.token_retransmits_before_loss_const` (None: 4)."""
+    transport: str = "knet"
+    """`totem.transport`: `knet` (3.x default) adds the link-heartbeat bound."""
+    knet_ping_interval_ms: float | None = None
+    """`knet_ping_interval` (None: T / (pong_count x 2))."""
+    knet_ping_timeout_ms: float | None = None
+    """`knet_ping_timeout` (None: T / pong_count)."""
+    knet_pong_count: int | None = None
+    """`knet_pong_count` (None: 2)."""
+    idle_ring: bool = True
+    """Whether the token is held for `hold` once per rotation (an idle ring, as a Proxmox cluster
+    mostly is; conf(5) `hold`, `seqno_unchanged_const`)."""
+    sync_phase_ms: float = corosync.SYNC_PHASE_MS_DEFAULT
+    """Service synchronisation after a new membership, in the HA ceiling."""
+    watchdog_s: float = corosync.WATCHDOG_S
+    """HA watchdog timeout."""
+    lrm_loop_s: float = corosync.LRM_LOOP_S
+    """HA LRM loop period."""
+    lock_retry_s: float = corosync.LOCK_RETRY_S
+    """HA LRM lock-retry delay."""
+    ha_margin_s: float = 2.0
+    """Headroom kept under the watchdog."""
+    stall_tolerance_ms: float | None = None
+    """Override the computed stall tolerance (a measured figure)."""
+    conf_source: str | None = None
+    """Where token settings were read from (corosync.conf path), for the assumptions list."""
+    tail_shape_max: float = XI_MAX_DEFAULT
+    """Largest generalised Pareto shape the tail fit may take (0 forces an exponential tail)."""
+
+
+@dataclass(frozen=True)
+class NodeDistribution:
+    """What one node measured, as the model needs it."""
+
+    hostname: str
+    """Node name."""
+    stall_histogram: SavedHistogram | None
+    """Scheduling lateness of the real-time probe beside the sync workload (None: not measured)."""
+    sync_histogram: SavedHistogram | None
+    """Sync-write latency (None: not measured)."""
+    measured_ns: int
+    """Wall time of the sync measurement (the time base of `sync_histogram`)."""
+    commit_p999_ns: int | None = None
+    """p99.9 of the pmxcfs-shaped sqlite commit, when measured."""
+    stall_measured_ns: int | None = None
+    """Wall time the stall probe ran (None: same as `measured_ns`)."""
+    stall_policy: str | None = None
+    """Scheduling policy of the stall probe (`SCHED_RR` or `SCHED_OTHER`)."""
+
+
+# --- Stall tolerance -------------------------------------------------------------------------
+
+
+def rotation_ms(timers: corosync.TotemTimers, params: ModelParams, sched_delay_ms: Sequence[float]) -> float:
+    """R(N): every hop's one-way latency + jitter + that node's typical scheduling delay, plus
+    the representative's hold once per rotation when the ring is idle."""
+    per_hop = [params.network_latency_ms + params.jitter_ms + d for d in sched_delay_ms]
+    hold = timers.hold_ms if params.idle_ring else 0.0
+    return sum(per_hop) + hold
+
+
+def stall_bounds(timers: corosync.TotemTimers, rotation: float) -> tuple[TimerBound, ...]:
+    """Every clock that turns one node's silence into a new membership, smallest first.
+
+    token: each node restarts its token timer when the token arrives and declares it lost after T
+    (totemsrp.c `reset_token_timeout`, `timer_function_orf_token_timeout`). A node whose corosync
+    stops holds the token up for its stall; the node after it last saw the token up to one
+    rotation earlier, so the stall that expires its timer is T - R.
+
+    knet link: each node pings every peer every `knet_ping_interval` and declares the link down
+    when no pong came for `knet_ping_timeout` (libknet threads_heartbeat.c); a host with no link
+    up gets no packets, and the link comes back only after `knet_pong_count` pongs. The stalled
+    node's own heartbeat thread makes the same check the moment it runs again. The last pong was
+    on average half a ping interval before the stall began, so a stall of about
+    `ping_timeout - ping_interval / 2` takes the link down; the token is then lost while the link
+    recovers (pong_count pings, about T / 2 by default), which with the stall itself exceeds T.
+
+    fail_recv_const: rotations without receiving expected messages (totemsrp.c); minutes at any
+    real rotation, listed for completeness.
+    """
+    out = [
+        TimerBound(
+            "token", max(timers.token_ms - rotation, 0.0),
+            f"T - R = {timers.token_ms} - {rotation:.0f} ms: the next node's token timer "
+            "(totemsrp.c timer_function_orf_token_timeout) runs from its last token, up to one rotation before",
+        ),
+        TimerBound(
+            "fail_recv_const", timers.fail_recv_const * max(rotation, 1.0),
+            f"{timers.fail_recv_const} rotations without expected messages (totemconfig.c FAIL_TO_RECV_CONST)",
+        ),
+    ]
+    if timers.knet_ping_timeout_ms is not None and timers.knet_ping_interval_ms is not None:
+        knet = timers.knet_ping_timeout_ms - timers.knet_ping_interval_ms / 2
+        out.append(TimerBound(
+            "knet link", max(min(knet, timers.token_ms - rotation), 0.0),
+            f"knet_ping_timeout - knet_ping_interval / 2 = {timers.knet_ping_timeout_ms} - "
+            f"{timers.knet_ping_interval_ms}/2 ms: the link is declared down (libknet threads_heartbeat.c) "
+            f"and needs {timers.knet_pong_count} pongs to come back while the token times out",
+        ))
+    return tuple(sorted(out, key=lambda b: b.stall_ms))
+
+
+# --- Stall rates -----------------------------------------------------------------------------
+
+
+def _gpd_fit(excess: Sequence[float], xi_max: float = XI_MAX_DEFAULT) -> tuple[float, float]:
+    """Generalised Pareto (shape, scale) of exceedances by probability-weighted moments
+    (Hosking & Wallis 1987, Technometrics 29:339), shape clamped to [0, xi_max] so the tail is
+    never assumed lighter than exponential; scale then from the mean, scale = mean x (1 - shape),
+    which keeps the fit exactly scale-equivariant."""
+    k = len(excess)
+    ys = sorted(excess)
+    a0 = sum(ys) / k
+    if a0 <= 0:
+        return 0.0, 0.0
+    a1 = sum((1 - (i + 1 - 0.35) / k) * y for i, y in enumerate(ys)) / k
+    denom = a0 - 2 * a1
+    xi = 0.0
+    if denom > 0:
+        xi = -(a0 / denom - 2)  # Hosking & Wallis's k is -xi
+    xi = min(max(xi, 0.0), xi_max)
+    return xi, a0 * (1 - xi)
+
+
+def _survival(y: float, xi: float, scale: float) -> float:
+    if scale <= 0:
+        return 0.0 if y > 0 else 1.0
+    if xi <= 1e-9:
+        return math.exp(-y / scale)
+    return (1 + xi * y / scale) ** (-1 / xi)
+
+
+def _poisson_ci(count: int, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Two-sided interval for a Poisson mean from one count (Byar's approximation; exact at 0)."""
+    z = _z(level)
+    alpha = (1 - level) / 2
+    low = 0.0 if count == 0 else count * (1 - 1 / (9 * count) - z / (3 * math.sqrt(count))) ** 3
+    c1 = count + 1
+    high = -math.log(alpha) if count == 0 else c1 * (1 - 1 / (9 * c1) + z / (3 * math.sqrt(c1))) ** 3
+    return max(low, 0.0), high
+
+
+def _z(level: float) -> float:
+    # Two-sided normal quantile by bisection on erf (stdlib only).
+    target = (1 + level) / 2
+    lo, hi = 0.0, 10.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+class StallRate:
+    """Rate per second of samples longer than x, from a histogram and the time it covers."""
+
+    def __init__(self, hist: SavedHistogram, measured_ns: int, scale: float, source: str,
+                 xi_max: float = XI_MAX_DEFAULT) -> None:
+        """`scale` multiplies every sample (the coupling); `measured_ns` is the time base."""
+        self.source = source
+        self.xi_max = xi_max
+        self.scale = scale
+        self.measured_s = max(measured_ns, 1) / 1e9
+        # (value in ns, count), largest first; values are bucket midpoints (within 0.4 %).
+        pairs = sorted(((bucket_value(i) * scale, c) for i, c in hist.buckets if c > 0), reverse=True)
+        self.pairs = pairs
+        self.total = sum(c for _, c in pairs)
+        k = min(TAIL_MAX_EXCEEDANCES, max(TAIL_MIN_EXCEEDANCES, self.total // 100), self.total)
+        # The k largest samples; the threshold u is the next one down (0 when every sample is used).
+        top: list[float] = []
+        u = 0.0
+        for v, c in pairs:
+            if len(top) < k:
+                take = min(c, k - len(top))
+                top.extend([v] * take)
+                if take < c:
+                    u = v
+                    break
+            else:
+                u = v
+                break
+        self.u = u
+        self.top = top
+        self.excess = [v - u for v in top]
+        self.fitted = len(self.excess) >= TAIL_MIN_EXCEEDANCES and sum(self.excess) > 0
+        self.xi, self.sigma = _gpd_fit(self.excess, xi_max) if self.fitted else (0.0, 0.0)
+        h = Histogram.from_sparse(hist.buckets, total_sum=hist.sum_ns, min_value=hist.min_ns, max_value=hist.max_ns)
+        self.max_ns = pairs[0][0] if pairs else 0.0
+        self.p999_ns = h.percentile(99.9) * scale
+        self.mean_ns = h.mean() * scale
+
+    def count_above(self, x_ns: float) -> int:
+        """Measured samples longer than x."""
+        return sum(c for v, c in self.pairs if v > x_ns)
+
+    def rate(self, x_ns: float) -> float:
+        """Events per second longer than x: empirical up to the tail threshold, fitted beyond."""
+        if self.fitted and x_ns > self.u:
+            return len(self.excess) / self.measured_s * _survival(x_ns - self.u, self.xi, self.sigma)
+        return self.count_above(x_ns) / self.measured_s
+
+    def interval(self, x_ns: float, rng: random.Random) -> tuple[float, float]:
+        """CI_LEVEL interval of `rate(x)`: Poisson on the count where the data reach x, a
+        bootstrap of the exceedances (and of their Poisson count) beyond."""
+        if not (self.fitted and x_ns > self.u):
+            lo, hi = _poisson_ci(self.count_above(x_ns))
+            return lo / self.measured_s, hi / self.measured_s
+        k = len(self.excess)
+        rates = []
+        for _ in range(BOOTSTRAP_ROUNDS):
+            sample = [self.excess[rng.randrange(k)] for _ in range(k)]
+            xi, sigma = _gpd_fit(sample, self.xi_max)
+            k_star = max(1.0, rng.gauss(k, math.sqrt(k)))
+            rates.append(k_star / self.measured_s * _survival(x_ns - self.u, xi, sigma))
+        rates.sort()
+        alpha = (1 - CI_LEVEL) / 2
+        lo = rates[int(alpha * (len(rates) - 1))]
+        hi = rates[math.ceil((1 - alpha) * (len(rates) - 1))]
+        point = self.rate(x_ns)
+        return min(lo, point), max(hi, point)
+
+    def describe(self) -> TailFit:
+        """The fit, for the report."""
+        return TailFit(
+            source=self.source, samples=self.total, measured_s=self.measured_s, max_ms=self.max_ns / 1e6,
+            p999_ms=self.p999_ns / 1e6, mean_ms=self.mean_ns / 1e6, threshold_ms=self.u / 1e6,
+            exceedances=len(self.excess), shape_xi=self.xi, scale_ms=self.sigma / 1e6, fitted=self.fitted,
+        )
+
+
+class _NodeRates:
+    """A node's stall rate: the measured scheduling stalls and/or coupling x sync latency."""
+
+    def __init__(self, node: NodeDistribution, coupling: float | None, warnings: list[str],
+                 xi_max: float = XI_MAX_DEFAULT) -> None:
+        self.hostname = node.hostname
+        self.parts: list[StallRate] = []
+        sched = None
+        if node.stall_histogram is not None and any(c > 0 for _, c in node.stall_histogram.buckets):
+            sched = StallRate(node.stall_histogram, node.stall_measured_ns or node.measured_ns, 1.0,
+                              f"scheduling stalls ({node.stall_policy or 'probe'})", xi_max)
+            self.parts.append(sched)
+        k = coupling
+        if k is None and sched is None:
+            k = 1.0
+            warnings.append(f"{node.hostname}: no scheduling-stall measurement; assumed coupling 1 "
+                            "(every sync latency stalls corosync: the folk worst case)")
+        if k is not None and k > 0 and node.sync_histogram is not None:
+            self.parts.append(StallRate(node.sync_histogram, node.measured_ns, k, f"sync latency x {k:g}", xi_max))
+        if not self.parts:
+            warnings.append(f"{node.hostname}: nothing in this view can stall corosync (no stall samples, "
+                            "coupling 0): its false-loss rate is 0")
+
+    def rate(self, x_ns: float) -> float:
+        # The mechanisms are not independent (the same I/O burst shows in both): take the worse.
+        return max((p.rate(x_ns) for p in self.parts), default=0.0)
+
+    def worst(self, x_ns: float) -> StallRate | None:
+        return max(self.parts, key=lambda p: p.rate(x_ns), default=None)
+
+    def typical_delay_ms(self) -> float:
+        sched = [p for p in self.parts if p.source.startswith("scheduling")]
+        return sched[0].mean_ns / 1e6 if sched else 0.0
+
+
+# --- The model -------------------------------------------------------------------------------
+
+
+def _timers(params: ModelParams, nodes: int, token_ms: float | None = None) -> corosync.TotemTimers:
+    def opt(v: float | None) -> int | None:
+        return None if v is None else round(v)
+
+    s = corosync.CorosyncSettings(
+        nodes=nodes, token_ms=opt(token_ms if token_ms is not None else params.token_ms),
+        token_coefficient_ms=opt(params.token_coefficient_ms), consensus_ms=opt(params.consensus_ms),
+        hold_ms=opt(params.hold_ms), token_retransmits_before_loss_const=params.token_retransmits_before_loss_const,
+        transport=params.transport, knet_ping_interval_ms=opt(params.knet_ping_interval_ms),
+        knet_ping_timeout_ms=opt(params.knet_ping_timeout_ms), knet_pong_count=params.knet_pong_count,
+    )
+    return corosync.derive_timers(s, nodes)
+
+
+def _tolerance(params: ModelParams, timers: corosync.TotemTimers, delays: Sequence[float]) -> tuple[float, float]:
+    r = rotation_ms(timers, params, delays)
+    if params.stall_tolerance_ms is not None:
+        return params.stall_tolerance_ms, r
+    return stall_bounds(timers, r)[0].stall_ms, r
+
+
+def _ring_delays(rates: Sequence[_NodeRates], n: int) -> list[float]:
+    # Measured nodes first, the rest like the slowest measured one (worst typical delay).
+    delays = sorted((r.typical_delay_ms() for r in rates), reverse=True)
+    worst = delays[0] if delays else 0.0
+    return (delays + [worst] * n)[:n]
+
+
+def _cluster_rate(rates: Sequence[_NodeRates], n: int, x_ns: float) -> float:
+    per = sorted((r.rate(x_ns) for r in rates), reverse=True)
+    if not per:
+        return 0.0
+    return sum(per[:n]) + per[0] * max(n - len(per), 0)
+
+
+def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelReport:
+    """Turn measured distributions into ring consequences. With one node, every ring member is
+    assumed like it; with several, each is used and any further members are assumed like the
+    slowest. Deterministic for a given `params.seed`."""
+    if params.nodes < 1:
+        raise ValueError("nodes must be at least 1")
+    warnings: list[str] = []
+    rates = [_NodeRates(nd, params.coupling, warnings, params.tail_shape_max) for nd in nodes]
+    n = params.nodes
+    if len(nodes) > n:
+        warnings.append(f"{len(nodes)} node reports for a {n}-node ring: modelled {len(nodes)} nodes")
+        n = len(nodes)
+    timers = _timers(params, n)
+    delays = _ring_delays(rates, n)
+    tol_ms, rot = _tolerance(params, timers, delays)
+    bounds = stall_bounds(timers, rot)
+    bound_by = "given" if params.stall_tolerance_ms is not None else bounds[0].name
+    x_ns = tol_ms * 1e6
+    per_year = _cluster_rate(rates, n, x_ns) * SECONDS_PER_YEAR
+    target_rate = 1.0 / params.target_years_per_false_loss
+
+    rng = random.Random(params.seed)
+    node_models: list[NodeModel] = []
+    for r in rates:
+        w = r.worst(x_ns)
+        lo = hi = 0.0
+        if w is not None:
+            lo, hi = w.interval(x_ns, rng)
+        node_models.append(NodeModel(
+            hostname=r.hostname, assumed=False, tail=w.describe() if w else None,
+            stalls_over_tolerance=w.count_above(x_ns) if w else 0,
+            false_losses_per_year=r.rate(x_ns) * SECONDS_PER_YEAR,
+            false_losses_per_year_low=lo * SECONDS_PER_YEAR, false_losses_per_year_high=hi * SECONDS_PER_YEAR,
+            extrapolated=w is not None and w.fitted and x_ns > w.u,
+        ))
+    ordered = sorted(node_models, key=lambda m: m.false_losses_per_year, reverse=True)
+    extra = n - len(node_models)
+    if ordered and extra > 0:
+        worst = ordered[0]
+        for i in range(extra):
+            node_models.append(NodeModel(
+                hostname=f"(assumed like {worst.hostname}) #{i + 1}", assumed=True, tail=worst.tail,
+                stalls_over_tolerance=worst.stalls_over_tolerance, false_losses_per_year=worst.false_losses_per_year,
+                false_losses_per_year_low=worst.false_losses_per_year_low,
+                false_losses_per_year_high=worst.false_losses_per_year_high, extrapolated=worst.extrapolated,
+            ))
+    low = sum(m.false_losses_per_year_low for m in node_models)
+    high = sum(m.false_losses_per_year_high for m in node_models)
+    bottleneck = ordered[0].hostname if ordered and ordered[0].false_losses_per_year > 0 else (
+        ordered[0].hostname if ordered else None)
+
+    def safe_at(eff_token: int, ring: int) -> bool:
+        t = _timers_effective(params, ring, eff_token)
+        tol, _ = _tolerance(params, t, _ring_delays(rates, ring))
+        return _cluster_rate(rates, ring, tol * 1e6) * SECONDS_PER_YEAR <= target_rate
+
+    min_token = _min_effective_token(lambda t: safe_at(t, n))
+    coeff_ms = float(_coefficient(params))
+    setting = None
+    if min_token is not None:
+        setting = float(max(min_token - (n - 2) * coeff_ms if n > 2 else min_token, 1))
+
+    ha = _ha_ceiling(params, timers, nodes)
+    configured_token = float(params.token_ms if params.token_ms is not None else corosync.TOKEN_MS_DEFAULT)
+
+    def ring_ok(ring: int) -> bool:
+        t = _timers(params, ring)
+        if not _ha_ceiling(params, t, nodes).ok:
+            return False
+        tol, _ = _tolerance(params, t, _ring_delays(rates, ring))
+        return _cluster_rate(rates, ring, tol * 1e6) * SECONDS_PER_YEAR <= target_rate
+
+    max_nodes = 1
+    for ring in range(2, MAX_NODES_SEARCHED + 1):
+        if not ring_ok(ring):
+            break
+        max_nodes = ring
+
+    measured_s = min((nm.tail.measured_s for nm in node_models if nm.tail), default=0.0)
+    period_s = params.target_years_per_false_loss * SECONDS_PER_YEAR
+    if measured_s and period_s > 100 * measured_s:
+        warnings.append(
+            f"the target period ({params.target_years_per_false_loss:g} years) is {period_s / measured_s:.0e} times "
+            f"the measured time ({measured_s:.0f} s): rare stalls come from the fitted tail, not from observation")
+    if any(nm.extrapolated for nm in node_models if not nm.assumed):
+        warnings.append(f"no measured stall reached the stall tolerance ({tol_ms:.0f} ms): the rate is extrapolated "
+                        "from the fitted tail (see the interval)")
+    if len(nodes) == 1 and n > 1:
+        warnings.append(f"one node measured: all {n} ring members assumed like {nodes[0].hostname}, independent")
+    elif len(nodes) > 1:
+        warnings.append("nodes assumed independent: a shared storage or network event would stall several at once")
+    if not ha.ok:
+        warnings.append(f"HA ceiling exceeded by {-ha.headroom_ms:.0f} ms: on a real failure HA nodes may self-fence")
+
+    return ModelReport(
+        nodes=n, token_ms=configured_token, token_coefficient_ms=coeff_ms,
+        effective_token_ms=float(timers.token_ms), consensus_ms=float(timers.consensus_ms),
+        token_retransmit_ms=float(timers.token_retransmit_ms), hold_ms=float(timers.hold_ms),
+        token_warning_ms=float(timers.token_warning_ms),
+        knet_ping_interval_ms=None if timers.knet_ping_interval_ms is None else float(timers.knet_ping_interval_ms),
+        knet_ping_timeout_ms=None if timers.knet_ping_timeout_ms is None else float(timers.knet_ping_timeout_ms),
+        stall_tolerance_ms=float(tol_ms), stall_tolerance_bound_by=bound_by, stall_bounds=bounds,
+        rotation_ms=rot, reformation_ms=float(timers.token_ms + timers.consensus_ms + corosync.REFORM_EXTRA_MS),
+        false_losses_per_year=per_year, false_losses_per_year_low=min(low, per_year),
+        false_losses_per_year_high=max(high, per_year), confidence_level=CI_LEVEL,
+        years_per_false_loss=(1 / per_year) if per_year > 0 else None,
+        target_years_per_false_loss=params.target_years_per_false_loss,
+        min_safe_token_ms=None if min_token is None else float(min_token), min_safe_token_setting_ms=setting,
+        max_safe_nodes=max_nodes, ha_ceiling=ha, node_models=tuple(node_models), bottleneck_node=bottleneck,
+        assumptions=_assumptions(params, timers, n, len(nodes)), warnings=tuple(warnings),
+    )
+
+
+def _timers_effective(params: ModelParams, nodes: int, effective_token_ms: int) -> corosync.TotemTimers:
+    """Timers for a given effective T (the knet and derived timers follow T)."""
+    coeff = _coefficient(params)
+    base = effective_token_ms - (nodes - 2) * coeff if nodes > 2 else effective_token_ms
+    if base >= 1:
+        t = _timers(params, nodes, base)
+        if t.token_ms == effective_token_ms:
+            return t
+    # A coefficient larger than T: model T directly as a 2-node token (same derived timers).
+    return _timers(params, 2, effective_token_ms)
+
+
+def _min_effective_token(safe: object) -> int | None:
+    """Smallest integer T in [MIN, MAX] with safe(T) (safe is monotone in T)."""
+    assert callable(safe)
+    lo, hi = MIN_EFFECTIVE_TOKEN_MS, MAX_EFFECTIVE_TOKEN_MS
+    if safe(lo):
+        return lo
+    if not safe(hi):
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if safe(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _ha_ceiling(params: ModelParams, timers: corosync.TotemTimers, nodes: Sequence[NodeDistribution]) -> HaCeiling:
+    commits = [nd.commit_p999_ns for nd in nodes if nd.commit_p999_ns is not None]
+    commit_ms = max(commits) / 1e6 if commits else 0.0
+    fixed = params.sync_phase_ms + params.lrm_loop_s * 1000 + params.lock_retry_s * 1000 + commit_ms
+    total = timers.token_ms + timers.consensus_ms + fixed
+    budget = params.watchdog_s * 1000 - params.ha_margin_s * 1000
+    headroom = budget - total
+    # consensus = 1.2 T unless set: T + 1.2 T + fixed <= budget.
+    if params.consensus_ms is None:
+        max_token = (budget - fixed) / (1 + corosync.CONSENSUS_FACTOR)
+    else:
+        max_token = budget - fixed - params.consensus_ms
+    max_token = max(max_token, 0.0)
+    base = params.token_ms if params.token_ms is not None else corosync.TOKEN_MS_DEFAULT
+    coeff = _coefficient(params)
+    if base > max_token:
+        max_n = 0
+    elif coeff <= 0:
+        max_n = MAX_NODES_SEARCHED
+    else:
+        max_n = min(MAX_NODES_SEARCHED, 2 + int((max_token - base) // coeff))
+    return HaCeiling(
+        token_ms=float(timers.token_ms), consensus_ms=float(timers.consensus_ms), sync_ms=params.sync_phase_ms,
+        lrm_loop_ms=params.lrm_loop_s * 1000, lock_retry_ms=params.lock_retry_s * 1000, commit_p999_ms=commit_ms,
+        total_ms=total, watchdog_ms=params.watchdog_s * 1000, margin_ms=params.ha_margin_s * 1000,
+        headroom_ms=headroom, ok=headroom >= 0, max_token_ms=max_token, max_nodes=max_n,
+    )
+
+
+def _assumptions(params: ModelParams, t: corosync.TotemTimers, n: int, measured: int) -> tuple[Assumption, ...]:
+    conf = f" ({params.conf_source})" if params.conf_source else ""
+    cfg = "totemconfig.c"
+
+    def src(value: object, default: str) -> str:
+        return f"given{conf}" if value is not None else default
+
+    token = params.token_ms if params.token_ms is not None else corosync.TOKEN_MS_DEFAULT
+    coeff = _coefficient(params)
+    rest = ", the rest assumed alike" if n > measured else ""
+    stalls = ("the real-time probe's lateness (corosync issue 520)" if params.coupling is None
+              else "given: stall = coupling x sync latency, the worse of that and the measured stalls")
+    a = [
+        Assumption("nodes", str(n), "nodes", f"{measured} measured{rest}"),
+        Assumption("token", f"{token:g}", "ms", src(params.token_ms, "corosync 3.1 default (corosync.conf(5) token)")),
+        Assumption("token_coefficient", f"{coeff:g}", "ms",
+                   src(params.token_coefficient_ms, "corosync default (corosync.conf(5) token_coefficient)")),
+        Assumption("effective token T", str(t.token_ms), "ms", f"token + (N - 2) x token_coefficient ({cfg})"),
+        Assumption("consensus", str(t.consensus_ms), "ms", src(params.consensus_ms, f"1.2 x T ({cfg})")),
+        Assumption("token_retransmit", str(t.token_retransmit_ms), "ms",
+                   f"T / (token_retransmits_before_loss_const + 0.2) ({cfg})"),
+        Assumption("hold", str(t.hold_ms), "ms", src(params.hold_ms, f"token_retransmit x 0.8 - 1000/HZ ({cfg})")),
+        Assumption("transport", t.transport, "",
+                   src(None if params.transport == "knet" else params.transport, "knet, the corosync 3 default")),
+    ]
+    if t.knet_ping_timeout_ms is not None:
+        a += [
+            Assumption("knet_ping_interval", str(t.knet_ping_interval_ms), "ms",
+                       src(params.knet_ping_interval_ms, f"T / (knet_pong_count x 2) ({cfg}, corosync.conf(5))")),
+            Assumption("knet_ping_timeout", str(t.knet_ping_timeout_ms), "ms",
+                       src(params.knet_ping_timeout_ms, f"T / knet_pong_count ({cfg}, corosync.conf(5))")),
+            Assumption("knet_pong_count", str(t.knet_pong_count), "",
+                       src(params.knet_pong_count, f"2 ({cfg} KNET_PONG_COUNT)")),
+        ]
+    a += [
+        Assumption("network_latency", f"{params.network_latency_ms:g}", "ms",
+                   "one-way per hop (a LAN unless --network-latency-ms)"),
+        Assumption("jitter", f"{params.jitter_ms:g}", "ms", "extra per hop (--jitter-ms)"),
+        Assumption("idle ring (hold once per rotation)", "yes" if params.idle_ring else "no", "",
+                   "corosync.conf(5) hold, seqno_unchanged_const"),
+        Assumption("coupling", "measured scheduling stalls" if params.coupling is None else f"{params.coupling:g}",
+                   "", stalls),
+        Assumption("node independence", "yes", "", "stalls of different nodes assumed independent"),
+        Assumption("tail model", f"generalised Pareto over the top {TAIL_MAX_EXCEEDANCES} or 1 % of samples", "",
+                   "probability-weighted moments (Hosking & Wallis 1987), "
+                   f"shape clamped to [0, {params.tail_shape_max:g}]"),
+        Assumption("target", f"{params.target_years_per_false_loss:g}", "years per false loss", "per cluster"),
+        Assumption("seed", str(params.seed), "", "bootstrap seed"),
+        Assumption("sync phase", f"{params.sync_phase_ms:g}", "ms",
+                   "assumed service synchronisation after a new membership"),
+        Assumption("watchdog", f"{params.watchdog_s:g}", "s", "HA watchdog (watchdog-mux)"),
+        Assumption("LRM loop", f"{params.lrm_loop_s:g}", "s", "pve-ha-manager LRM loop"),
+        Assumption("lock retry", f"{params.lock_retry_s:g}", "s", "pve-ha-manager LRM lock retry"),
+        Assumption("HA margin", f"{params.ha_margin_s:g}", "s", "headroom kept under the watchdog"),
+    ]
+    if params.stall_tolerance_ms is not None:
+        a.append(Assumption("stall tolerance", f"{params.stall_tolerance_ms:g}", "ms", "given"))
+    return tuple(a)
+
+
+def _coefficient(params: ModelParams) -> float:
+    if params.token_coefficient_ms is not None:
+        return params.token_coefficient_ms
+    return corosync.TOKEN_COEFFICIENT_MS_DEFAULT
+
+
+# --- From a report ---------------------------------------------------------------------------
+
+
+def node_from_report(report: Report) -> NodeDistribution:
+    """The model's inputs from a saved bench/verdict report: every bench's sync latencies and
+    scheduling-probe lateness merged; the sqlite workload's p99.9 as the pmxcfs commit latency."""
+    from fsyncprobe.errors import InputError
+
+    if not report.benches:
+        raise InputError(f"report from {report.hostname} has no measurements (command {report.command!r})")
+    sync = Histogram()
+    stall = Histogram()
+    measured = stall_measured = 0
+    policies: set[str] = set()
+    commit: int | None = None
+    try:
+        for b in report.benches:
+            sync.merge(b.histogram.to_histogram())
+            measured += b.elapsed_ns
+            if b.sched_probe is not None:
+                stall.merge(b.sched_probe.histogram.to_histogram())
+                stall_measured += b.sched_probe.duration_ns
+                policies.add(b.sched_probe.policy)
+            if b.params.workload == Workload.SQLITE:
+                commit = max(commit or 0, b.latency.p999_ns)
+    except ValueError as exc:
+        raise InputError(f"report from {report.hostname}: {exc}") from None
+    return NodeDistribution(
+        hostname=report.hostname,
+        stall_histogram=SavedHistogram.of(stall) if stall.total else None,
+        sync_histogram=SavedHistogram.of(sync) if sync.total else None,
+        measured_ns=measured, commit_p999_ns=commit,
+        stall_measured_ns=stall_measured or None,
+        stall_policy="/".join(sorted(policies)) or None,
+    )
+
+
+def node_from_latencies(hostname: str, latencies_ms: Sequence[float]) -> NodeDistribution:
+    """A node from given sync latencies (ms), run back to back (the time base is their sum)."""
+    h = Histogram()
+    for v in latencies_ms:
+        h.record(round(v * 1e6))
+    return NodeDistribution(hostname=hostname, stall_histogram=None, sync_histogram=SavedHistogram.of(h),
+                            measured_ns=max(h.sum_value, 1))
