@@ -152,7 +152,15 @@ def rotation_ms(timers: corosync.TotemTimers, params: ModelParams, sched_delay_m
     return sum(per_hop) + hold
 
 
-def stall_bounds(timers: corosync.TotemTimers, rotation: float) -> tuple[TimerBound, ...]:
+KNET_THREADS_TIMER_RES_MS = 200
+"""libknet's heartbeat thread wakes every `threads_timer_res` (libknet.h `KNET_THREADS_TIMER_RES`
+200000 us; corosync 3.1 does not change it) and only then checks pong timeouts."""
+KNET_PONG_TIMEOUT_LAT_MUL = 2
+"""libknet adds twice the measured link latency to the pong timeout (links.h
+`KNET_LINK_PONG_TIMEOUT_LAT_MUL`, threads_heartbeat.c `_adjust_pong_timeouts`)."""
+
+
+def stall_bounds(timers: corosync.TotemTimers, rotation: float, link_rtt_ms: float = 0.0) -> tuple[TimerBound, ...]:
     """Every clock that turns one node's silence into a new membership, smallest first.
 
     token: each node restarts its token timer when the token arrives and declares it lost after T
@@ -160,13 +168,18 @@ def stall_bounds(timers: corosync.TotemTimers, rotation: float) -> tuple[TimerBo
     stops holds the token up for its stall; the node after it last saw the token up to one
     rotation earlier, so the stall that expires its timer is T - R.
 
-    knet link: each node pings every peer every `knet_ping_interval` and declares the link down
-    when no pong came for `knet_ping_timeout` (libknet threads_heartbeat.c); a host with no link
-    up gets no packets, and the link comes back only after `knet_pong_count` pongs. The stalled
-    node's own heartbeat thread makes the same check the moment it runs again. The last pong was
-    on average half a ping interval before the stall began, so a stall of about
-    `ping_timeout - ping_interval / 2` takes the link down; the token is then lost while the link
-    recovers (pong_count pings, about T / 2 by default), which with the stall itself exceeds T.
+    knet link: every node pings every peer every `knet_ping_interval` and, on its heartbeat tick
+    (every 200 ms), declares a link down when the last pong is older than `knet_ping_timeout`
+    plus twice the link latency (libknet threads_heartbeat.c `_handle_check_each`,
+    `_adjust_pong_timeouts`). When the stall begins the last pong is on average half a ping
+    interval old, and the tick that notices comes on average half a tick late, so the median
+    stall that takes the link to the stalled node down is
+    `knet_ping_timeout + 2 x latency - knet_ping_interval / 2 + 100 ms`. A down link carries no
+    data (the token included) until `knet_pong_count` + 1 pongs came back, at least two ping
+    intervals (T/2 by default) after the node resumes, so with the stall itself the token
+    timer runs out: a new membership. After a link went down libknet multiplies its timeout by
+    10, one step less each second (`KNET_LINK_PONG_TIMEOUT_BACKOFF`): the bound is for a ring
+    that has been quiet for 10 s.
 
     fail_recv_const: rotations without receiving expected messages (totemsrp.c); minutes at any
     real rotation, listed for completeness.
@@ -183,12 +196,15 @@ def stall_bounds(timers: corosync.TotemTimers, rotation: float) -> tuple[TimerBo
         ),
     ]
     if timers.knet_ping_timeout_ms is not None and timers.knet_ping_interval_ms is not None:
-        knet = timers.knet_ping_timeout_ms - timers.knet_ping_interval_ms / 2
+        knet = (timers.knet_ping_timeout_ms + KNET_PONG_TIMEOUT_LAT_MUL * link_rtt_ms
+                - timers.knet_ping_interval_ms / 2 + KNET_THREADS_TIMER_RES_MS / 2)
         out.append(TimerBound(
             "knet link", max(min(knet, timers.token_ms - rotation), 0.0),
-            f"knet_ping_timeout - knet_ping_interval / 2 = {timers.knet_ping_timeout_ms} - "
-            f"{timers.knet_ping_interval_ms}/2 ms: the link is declared down (libknet threads_heartbeat.c) "
-            f"and needs {timers.knet_pong_count} pongs to come back while the token times out",
+            f"knet_ping_timeout + 2 x latency - knet_ping_interval / 2 + heartbeat tick / 2 = "
+            f"{timers.knet_ping_timeout_ms} + {KNET_PONG_TIMEOUT_LAT_MUL * link_rtt_ms:g} - "
+            f"{timers.knet_ping_interval_ms}/2 + {KNET_THREADS_TIMER_RES_MS}/2 ms: the median stall after which "
+            f"the link is declared down (libknet threads_heartbeat.c); it needs {timers.knet_pong_count} + 1 "
+            "pongs to come back, and the token times out meanwhile",
         ))
     return tuple(sorted(out, key=lambda b: b.stall_ms))
 
@@ -288,30 +304,42 @@ class StallRate:
         """Measured samples longer than x."""
         return sum(c for v, c in self.pairs if v > x_ns)
 
+    def fitted_rate(self, x_ns: float) -> float:
+        """The fitted tail's rate of samples longer than x (the exceedance rate below u)."""
+        if not self.fitted:
+            return 0.0
+        return len(self.excess) / self.measured_s * _survival(max(x_ns - self.u, 0.0), self.xi, self.sigma)
+
     def rate(self, x_ns: float) -> float:
-        """Events per second longer than x: empirical up to the tail threshold, fitted beyond."""
-        if self.fitted and x_ns > self.u:
-            return len(self.excess) / self.measured_s * _survival(x_ns - self.u, self.xi, self.sigma)
-        return self.count_above(x_ns) / self.measured_s
+        """Events per second longer than x: the larger of the measured rate and the fitted tail.
+
+        Taking the larger keeps the estimate monotone: longer stalls (every sample larger) never
+        give a smaller rate, which the minimum-token and maximum-ring searches rely on."""
+        return max(self.count_above(x_ns) / self.measured_s, self.fitted_rate(x_ns))
+
+    def extrapolated(self, x_ns: float) -> bool:
+        """True when the fitted tail, not observed stalls, gives the rate at x."""
+        return self.fitted_rate(x_ns) > self.count_above(x_ns) / self.measured_s
 
     def interval(self, x_ns: float, rng: random.Random) -> tuple[float, float]:
-        """CI_LEVEL interval of `rate(x)`: Poisson on the count where the data reach x, a
-        bootstrap of the exceedances (and of their Poisson count) beyond."""
-        if not (self.fitted and x_ns > self.u):
+        """CI_LEVEL interval of `rate(x)`: Poisson on the count where observed stalls give the rate,
+        a bootstrap of the exceedances (and of their Poisson count) where the fitted tail does."""
+        point = self.rate(x_ns)
+        if not self.extrapolated(x_ns):
             lo, hi = _poisson_ci(self.count_above(x_ns))
-            return lo / self.measured_s, hi / self.measured_s
+            return min(lo / self.measured_s, point), max(hi / self.measured_s, point)
         k = len(self.excess)
+        y = max(x_ns - self.u, 0.0)
         rates = []
         for _ in range(BOOTSTRAP_ROUNDS):
             sample = [self.excess[rng.randrange(k)] for _ in range(k)]
             xi, sigma = _gpd_fit(sample, self.xi_max)
             k_star = max(1.0, rng.gauss(k, math.sqrt(k)))
-            rates.append(k_star / self.measured_s * _survival(x_ns - self.u, xi, sigma))
+            rates.append(k_star / self.measured_s * _survival(y, xi, sigma))
         rates.sort()
         alpha = (1 - CI_LEVEL) / 2
         lo = rates[int(alpha * (len(rates) - 1))]
         hi = rates[math.ceil((1 - alpha) * (len(rates) - 1))]
-        point = self.rate(x_ns)
         return min(lo, point), max(hi, point)
 
     def describe(self) -> TailFit:
@@ -379,7 +407,12 @@ def _tolerance(params: ModelParams, timers: corosync.TotemTimers, delays: Sequen
     r = rotation_ms(timers, params, delays)
     if params.stall_tolerance_ms is not None:
         return params.stall_tolerance_ms, r
-    return stall_bounds(timers, r)[0].stall_ms, r
+    return stall_bounds(timers, r, _rtt(params))[0].stall_ms, r
+
+
+def _rtt(params: ModelParams) -> float:
+    # knet's latency figure is the ping round trip (threads_rx.c: pong time - ping time).
+    return 2 * (params.network_latency_ms + params.jitter_ms)
 
 
 def _ring_delays(rates: Sequence[_NodeRates], n: int) -> list[float]:
@@ -411,7 +444,7 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     timers = _timers(params, n)
     delays = _ring_delays(rates, n)
     tol_ms, rot = _tolerance(params, timers, delays)
-    bounds = stall_bounds(timers, rot)
+    bounds = stall_bounds(timers, rot, _rtt(params))
     bound_by = "given" if params.stall_tolerance_ms is not None else bounds[0].name
     x_ns = tol_ms * 1e6
     per_year = _cluster_rate(rates, n, x_ns) * SECONDS_PER_YEAR
@@ -429,7 +462,7 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
             stalls_over_tolerance=w.count_above(x_ns) if w else 0,
             false_losses_per_year=r.rate(x_ns) * SECONDS_PER_YEAR,
             false_losses_per_year_low=lo * SECONDS_PER_YEAR, false_losses_per_year_high=hi * SECONDS_PER_YEAR,
-            extrapolated=w is not None and w.fitted and x_ns > w.u,
+            extrapolated=w is not None and w.extrapolated(x_ns),
         ))
     ordered = sorted(node_models, key=lambda m: m.false_losses_per_year, reverse=True)
     extra = n - len(node_models)
@@ -487,6 +520,13 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
         warnings.append(f"one node measured: all {n} ring members assumed like {nodes[0].hostname}, independent")
     elif len(nodes) > 1:
         warnings.append("nodes assumed independent: a shared storage or network event would stall several at once")
+    if rot >= timers.token_ms:
+        warnings.append(f"the token rotation ({rot:.0f} ms) is not shorter than T ({timers.token_ms} ms): the ring "
+                        "cannot stay formed")
+    elif rot > timers.token_retransmit_ms:
+        warnings.append(f"the token rotation ({rot:.0f} ms) exceeds token_retransmit "
+                        f"({timers.token_retransmit_ms} ms): the token is retransmitted every rotation "
+                        "(totemsrp.c token_retransmit timer)")
     if not ha.ok:
         warnings.append(f"HA ceiling exceeded by {-ha.headroom_ms:.0f} ms: on a real failure HA nodes may self-fence")
 

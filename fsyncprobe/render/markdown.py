@@ -20,6 +20,19 @@ def render(report: Report) -> str:
             out.append(f"> note: {note}")
         if b.notes:
             out.append("")
+    if report.model is not None:
+        m = report.model
+        out += ["### Token-ring model", "", tabulate(text.model_rows(m), headers=["", ""], tablefmt="github"), ""]
+        out += ["#### Clocks that end a stall", "",
+                tabulate(text.model_bound_rows(m), headers=["timer", "stall", "why"], tablefmt="github"), ""]
+        out += ["#### Stalls per node", "",
+                tabulate(text.model_node_rows(m), headers=["node", "stalls from", "measured / fitted tail",
+                                                           "false losses"], tablefmt="github"), ""]
+        out += ["#### Assumptions", "",
+                tabulate(text.assumption_rows(m), headers=["name", "value", "source"], tablefmt="github"), ""]
+        out += [f"- model: {w}" for w in m.warnings]
+        if m.warnings:
+            out.append("")
     for w in report.warnings:
         out.append(f"- warning: {w}")
     return "\n".join(out).rstrip() + "\n"

@@ -29,6 +29,35 @@ def render(report: Report, width: int = 100) -> str:
         for note in b.notes:
             console.print(f"note: {note}")
         console.print()
+    if report.model is not None:
+        _model_tables(console, report)
     for w in report.warnings:
         console.print(f"warning: {w}")
     return buf.getvalue().rstrip() + "\n"
+
+
+def _model_tables(console: Console, report: Report) -> None:
+    """The token-ring model: conclusions, the clocks that bound a stall, nodes, assumptions."""
+    m = report.model
+    assert m is not None
+    t = Table(title="Token-ring model", show_header=False, title_justify="left", box=None, padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    for label, value in text.model_rows(m):
+        t.add_row(label, value)
+    console.print(t)
+    console.print()
+    for title, headers, rows in (
+        ("Clocks that end a stall", ("timer", "stall", "why"), text.model_bound_rows(m)),
+        ("Stalls per node", ("node", "stalls from", "measured / fitted tail", "false losses"), text.model_node_rows(m)),
+        ("Assumptions", ("name", "value", "source"), text.assumption_rows(m)),
+    ):
+        tt = Table(title=title, title_justify="left", box=None, padding=(0, 2))
+        for h in headers:
+            tt.add_column(h, style="bold" if h == headers[0] else None)
+        for row in rows:
+            tt.add_row(*row)
+        console.print(tt)
+        console.print()
+    for w in m.warnings:
+        console.print(f"model: {w}")

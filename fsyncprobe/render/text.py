@@ -7,6 +7,7 @@ lay them out.
 from __future__ import annotations
 
 from fsyncprobe.report import BenchResult, LatencySummary
+from fsyncprobe.ring_model import ModelReport
 from fsyncprobe.units import format_duration_ns, format_size
 
 
@@ -77,3 +78,76 @@ def timeline_line(b: BenchResult, width: int = 60) -> str:
         return ""
     top = max(s.ops for s in secs) or 1
     return "".join(marks[min(8, round(s.ops * 8 / top))] for s in secs)
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.0f} ms"
+
+
+def _rate(per_year: float) -> str:
+    if per_year <= 0:
+        return "0 per year"
+    if per_year >= 0.1:
+        return f"{per_year:,.2f} per year"
+    return f"1 per {1 / per_year:,.3g} years"
+
+
+def model_rows(m: ModelReport) -> list[tuple[str, str]]:
+    """(label, value) rows of the token-ring model's conclusions."""
+    ha = m.ha_ceiling
+    pct = int(m.confidence_level * 100)
+    rows = [
+        ("ring", f"{m.nodes} nodes, token {m.token_ms:g} ms, token_coefficient {m.token_coefficient_ms:g} ms"),
+        ("effective token T", f"{_ms(m.effective_token_ms)} (consensus {_ms(m.consensus_ms)}, "
+                              f"retransmit {_ms(m.token_retransmit_ms)}, hold {_ms(m.hold_ms)})"),
+    ]
+    if m.knet_ping_timeout_ms is not None:
+        rows.append(("knet link timers", f"ping every {_ms(m.knet_ping_interval_ms)}, down after "
+                                         f"{_ms(m.knet_ping_timeout_ms)}"))
+    rows += [
+        ("stall tolerance", f"{_ms(m.stall_tolerance_ms)} (bound by {m.stall_tolerance_bound_by})"),
+        ("token rotation", f"{m.rotation_ms:,.1f} ms"),
+        ("re-formation after a failure", _ms(m.reformation_ms)),
+        ("false membership changes", f"{_rate(m.false_losses_per_year)} "
+                                     f"({pct} % interval {_rate(m.false_losses_per_year_low)} to "
+                                     f"{_rate(m.false_losses_per_year_high)})"),
+        ("target", f"at most 1 per {m.target_years_per_false_loss:g} years per cluster"),
+        ("minimum safe token", "none up to 600 s" if m.min_safe_token_ms is None else
+         f"T = {_ms(m.min_safe_token_ms)} (totem.token {_ms(m.min_safe_token_setting_ms)} with {m.nodes} nodes)"),
+        ("largest safe ring", f"{m.max_safe_nodes} nodes" if m.max_safe_nodes >= 2 else "none (not even 2 nodes)"),
+        ("HA ceiling", f"{'OK' if ha.ok else 'EXCEEDED'}: T {_ms(ha.token_ms)} + consensus {_ms(ha.consensus_ms)} + "
+                       f"sync {_ms(ha.sync_ms)} + LRM {_ms(ha.lrm_loop_ms)} + lock retry {_ms(ha.lock_retry_ms)} + "
+                       f"commit p99.9 {_ms(ha.commit_p999_ms)} = {_ms(ha.total_ms)} of {_ms(ha.watchdog_ms)} "
+                       f"(margin {_ms(ha.margin_ms)}, headroom {_ms(ha.headroom_ms)})"),
+        ("HA maximum token", f"T up to {_ms(ha.max_token_ms)}: at most {ha.max_nodes} nodes with this token"),
+    ]
+    if m.bottleneck_node:
+        rows.append(("bottleneck node", m.bottleneck_node))
+    return rows
+
+
+def model_node_rows(m: ModelReport) -> list[tuple[str, str, str, str]]:
+    """(node, stall source, largest measured stall / tail, false losses) per node."""
+    out = []
+    for nm in m.node_models:
+        t = nm.tail
+        if t is None:
+            out.append((nm.hostname, "none", "—", _rate(nm.false_losses_per_year)))
+            continue
+        tail = (f"max {t.max_ms:,.2f} ms in {t.measured_s:,.0f} s; tail above {t.threshold_ms:,.3f} ms: "
+                f"shape {t.shape_xi:.2f}, scale {t.scale_ms:,.3f} ms" if t.fitted else
+                f"max {t.max_ms:,.2f} ms in {t.measured_s:,.0f} s (too few samples for a tail fit)")
+        extra = " (extrapolated)" if nm.extrapolated else ""
+        out.append((nm.hostname + (" (assumed)" if nm.assumed else ""), t.source, tail,
+                    _rate(nm.false_losses_per_year) + extra))
+    return out
+
+
+def model_bound_rows(m: ModelReport) -> list[tuple[str, str, str]]:
+    """(timer, stall it tolerates, why) for every clock that bounds a stall."""
+    return [(b.name, _ms(b.stall_ms), b.explanation) for b in m.stall_bounds]
+
+
+def assumption_rows(m: ModelReport) -> list[tuple[str, str, str]]:
+    """(name, value with unit, source) for every assumption."""
+    return [(a.name, f"{a.value} {a.unit}".strip(), a.source) for a in m.assumptions]

@@ -1,0 +1,147 @@
+"""`fsyncprobe model`: token-ring consequences from a saved report or given latencies."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import click
+
+from fsyncprobe import corosync, ring
+from fsyncprobe.cli import main
+from fsyncprobe.cli.bench import new_report
+from fsyncprobe.cli.common import OutputFormat, handle_errors, output_options, resolve_format, warn, write_output
+from fsyncprobe.errors import InputError, UsageError
+from fsyncprobe.render import render
+from fsyncprobe.report import Report
+from fsyncprobe.serialize import DecodeError, from_jsonable
+
+
+def load_report(path: str) -> Report:
+    """Read a saved report; any problem is one InputError line naming the file and the key."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not a JSON report: {exc}") from None
+    try:
+        return from_jsonable(Report, data, "report")
+    except DecodeError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a value the dataclasses reject
+        raise InputError(f"{path}: not a valid report: {exc}") from None
+
+
+def parse_latencies(values: tuple[str, ...]) -> list[float]:
+    """`--latency-ms 2.1,3.5 --latency-ms 40` -> [2.1, 3.5, 40.0] (non-negative numbers)."""
+    out: list[float] = []
+    for chunk in values:
+        for part in chunk.replace(" ", ",").split(","):
+            if not part:
+                continue
+            try:
+                v = float(part)
+            except ValueError:
+                raise UsageError(f"--latency-ms: {part!r} is not a number") from None
+            if not v >= 0 or v == float("inf"):
+                raise UsageError(f"--latency-ms: {part} is not a non-negative finite number")
+            out.append(v)
+    if not out:
+        raise UsageError("--latency-ms: no latencies given")
+    return out
+
+
+@main.command("model")
+@click.option("--from-report", "from_reports", multiple=True, metavar="R.json",
+              help="A saved `bench`/`verdict` JSON report (repeat for several nodes).")
+@click.option("--latency-ms", "latency_ms", multiple=True, metavar="MS[,MS...]",
+              help="Sync latencies in ms instead of a report (comma-separated, repeatable).")
+@click.option("--nodes", "-n", type=click.IntRange(1, ring.MAX_NODES_SEARCHED), default=None,
+              help="Nodes in the ring (default: from corosync.conf, else the number of reports, else 3).")
+@click.option("--token", "token_ms", type=click.FloatRange(min=1, max=600_000), default=None, metavar="MS",
+              help="totem.token in ms (default: corosync.conf, else 3000).")
+@click.option("--token-coefficient", "token_coefficient_ms", type=click.FloatRange(min=0, max=600_000),
+              default=None, metavar="MS", help="totem.token_coefficient in ms (default: corosync.conf, else 650).")
+@click.option("--corosync-conf", "conf_path", default=None, metavar="FILE",
+              help="Read totem settings and the node count from FILE "
+                   "(default: /etc/pve/corosync.conf or /etc/corosync/corosync.conf when present).")
+@click.option("--no-corosync-conf", is_flag=True, help="Do not read any corosync.conf.")
+@click.option("--network-latency-ms", type=click.FloatRange(min=0, max=10_000), default=None, metavar="X",
+              help="One-way network latency per hop (default 0.2, a LAN).")
+@click.option("--jitter-ms", type=click.FloatRange(min=0, max=10_000), default=None, metavar="Y",
+              help="Extra delay per hop (default 0.1).")
+@click.option("--coupling", type=click.FloatRange(min=0, max=1000), default=None, metavar="K",
+              help="Stall = K x sync latency (0 = the source code's view, 1 = the folk worst case); "
+                   "default: the measured scheduling stalls.")
+@click.option("--target-years", type=click.FloatRange(min=0.001, max=1e9, min_open=False), default=10.0,
+              show_default=True, help="Acceptable: one false membership change per this many years per cluster.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap interval.")
+@output_options((OutputFormat.TABLE, OutputFormat.JSON, OutputFormat.MARKDOWN))
+@handle_errors
+def model(
+    from_reports: tuple[str, ...], latency_ms: tuple[str, ...], nodes: int | None, token_ms: float | None,
+    token_coefficient_ms: float | None, conf_path: str | None, no_corosync_conf: bool,
+    network_latency_ms: float | None, jitter_ms: float | None, coupling: float | None, target_years: float,
+    seed: int, fmt: str | None, as_json: bool, output: str, quiet: bool, no_progress: bool,
+) -> None:
+    """Token-ring model: stall tolerance, false-loss rate, safe token, max cluster size, HA ceiling.
+
+    Every assumption is listed with its value and source. Exit 0 (the model gives no verdict),
+    2 for bad options or an unreadable report or corosync.conf.
+    """
+    out_format = resolve_format(fmt, as_json)
+    if bool(from_reports) == bool(latency_ms):
+        raise UsageError("give either --from-report R.json or --latency-ms MS[,MS...]")
+    if conf_path and no_corosync_conf:
+        raise UsageError("--corosync-conf conflicts with --no-corosync-conf")
+
+    if from_reports:
+        reports = [load_report(p) for p in from_reports]
+        dists = [ring.node_from_report(r) for r in reports]
+        hostname = reports[0].hostname if len(reports) == 1 else socket.gethostname()
+    else:
+        dists = [ring.node_from_latencies("given latencies", parse_latencies(latency_ms))]
+        hostname = socket.gethostname()
+
+    settings = corosync.CorosyncSettings()
+    if not no_corosync_conf:
+        path = conf_path or corosync.find_conf()
+        if path:
+            settings = corosync.read_conf(path)
+    run_warnings: list[str] = []
+    conf_nodes = settings.nodes
+    if conf_nodes is not None and conf_nodes < 2 and nodes is None:
+        run_warnings.append(f"{settings.source} lists {conf_nodes} node: node count not taken from it")
+        conf_nodes = None
+    n = nodes or conf_nodes or (len(dists) if len(dists) > 1 else 3)
+
+    def pick(flag: float | None, conf: int | None) -> float | None:
+        return flag if flag is not None else (None if conf is None else float(conf))
+
+    defaults = ring.ModelParams()
+    params = ring.ModelParams(
+        nodes=n,
+        token_ms=pick(token_ms, settings.token_ms),
+        token_coefficient_ms=pick(token_coefficient_ms, settings.token_coefficient_ms),
+        network_latency_ms=network_latency_ms if network_latency_ms is not None else defaults.network_latency_ms,
+        jitter_ms=jitter_ms if jitter_ms is not None else defaults.jitter_ms,
+        coupling=coupling,
+        target_years_per_false_loss=target_years,
+        seed=seed,
+        consensus_ms=pick(None, settings.consensus_ms),
+        hold_ms=pick(None, settings.hold_ms),
+        token_retransmits_before_loss_const=settings.token_retransmits_before_loss_const,
+        transport=(settings.transport or "knet").lower(),
+        knet_ping_interval_ms=pick(None, settings.knet_ping_interval_ms),
+        knet_ping_timeout_ms=pick(None, settings.knet_ping_timeout_ms),
+        knet_pong_count=settings.knet_pong_count,
+        conf_source=settings.source,
+    )
+    result = ring.run_model(dists, params)
+    report = new_report("model", None, model=result, warnings=tuple(run_warnings))
+    report = Report(**{**report.__dict__, "hostname": hostname})
+    for w in (*run_warnings, *result.warnings):
+        warn(w, quiet)
+    write_output(render(report, out_format.value), output)
