@@ -128,6 +128,11 @@ class SchedProbe:
             proc.kill()
             proc.wait()
 
+    @property
+    def pid(self) -> int | None:
+        """The probe process's pid while it runs (tests stop it to see a stall measured)."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> None:
         """Start the process and wait until it measures (its Python start-up is not counted)."""
         self._proc = subprocess.Popen(
