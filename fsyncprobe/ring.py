@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fsyncprobe import corosync
@@ -477,8 +477,7 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
             ))
     low = sum(m.false_losses_per_year_low for m in node_models)
     high = sum(m.false_losses_per_year_high for m in node_models)
-    bottleneck = ordered[0].hostname if ordered and ordered[0].false_losses_per_year > 0 else (
-        ordered[0].hostname if ordered else None)
+    bottleneck = ordered[0].hostname if ordered else None
 
     def safe_at(eff_token: int, ring: int) -> bool:
         t = _timers_effective(params, ring, eff_token)
@@ -561,9 +560,8 @@ def _timers_effective(params: ModelParams, nodes: int, effective_token_ms: int) 
     return _timers(params, 2, effective_token_ms)
 
 
-def _min_effective_token(safe: object) -> int | None:
+def _min_effective_token(safe: Callable[[int], bool]) -> int | None:
     """Smallest integer T in [MIN, MAX] with safe(T) (safe is monotone in T)."""
-    assert callable(safe)
     lo, hi = MIN_EFFECTIVE_TOKEN_MS, MAX_EFFECTIVE_TOKEN_MS
     if safe(lo):
         return lo

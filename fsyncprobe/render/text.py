@@ -134,9 +134,10 @@ def model_node_rows(m: ModelReport) -> list[tuple[str, str, str, str]]:
         if t is None:
             out.append((nm.hostname, "none", "—", _rate(nm.false_losses_per_year)))
             continue
-        tail = (f"max {t.max_ms:,.2f} ms in {t.measured_s:,.0f} s; tail above {t.threshold_ms:,.3f} ms: "
+        span = format_duration_ns(t.measured_s * 1e9)
+        tail = (f"max {t.max_ms:,.2f} ms in {span}; tail above {t.threshold_ms:,.3f} ms: "
                 f"shape {t.shape_xi:.2f}, scale {t.scale_ms:,.3f} ms" if t.fitted else
-                f"max {t.max_ms:,.2f} ms in {t.measured_s:,.0f} s (too few samples for a tail fit)")
+                f"max {t.max_ms:,.2f} ms in {span} (too few samples for a tail fit)")
         extra = " (extrapolated)" if nm.extrapolated else ""
         out.append((nm.hostname + (" (assumed)" if nm.assumed else ""), t.source, tail,
                     _rate(nm.false_losses_per_year) + extra))
