@@ -127,9 +127,9 @@ class NodeDistribution:
 
     hostname: str
     """Node name."""
-    stall_histogram: SavedHistogram | None
+    stall_histogram: SavedHistogram | Histogram | None
     """Scheduling lateness of the real-time probe beside the sync workload (None: not measured)."""
-    sync_histogram: SavedHistogram | None
+    sync_histogram: SavedHistogram | Histogram | None
     """Sync-write latency (None: not measured)."""
     measured_ns: int
     """Wall time of the sync measurement (the time base of `sync_histogram`)."""
@@ -351,6 +351,10 @@ class StallRate:
         )
 
 
+def _saved(h: SavedHistogram | Histogram | None) -> SavedHistogram | None:
+    return SavedHistogram.of(h) if isinstance(h, Histogram) else h
+
+
 class _NodeRates:
     """A node's stall rate: the measured scheduling stalls and/or coupling x sync latency."""
 
@@ -359,8 +363,9 @@ class _NodeRates:
         self.hostname = node.hostname
         self.parts: list[StallRate] = []
         sched = None
-        if node.stall_histogram is not None and any(c > 0 for _, c in node.stall_histogram.buckets):
-            sched = StallRate(node.stall_histogram, node.stall_measured_ns or node.measured_ns, 1.0,
+        stall_h, sync_h = _saved(node.stall_histogram), _saved(node.sync_histogram)
+        if stall_h is not None and any(c > 0 for _, c in stall_h.buckets):
+            sched = StallRate(stall_h, node.stall_measured_ns or node.measured_ns, 1.0,
                               f"scheduling stalls ({node.stall_policy or 'probe'})", xi_max)
             self.parts.append(sched)
         k = coupling
@@ -368,8 +373,8 @@ class _NodeRates:
             k = 1.0
             warnings.append(f"{node.hostname}: no scheduling-stall measurement; assumed coupling 1 "
                             "(every sync latency stalls corosync: the folk worst case)")
-        if k is not None and k > 0 and node.sync_histogram is not None:
-            self.parts.append(StallRate(node.sync_histogram, node.measured_ns, k, f"sync latency x {k:g}", xi_max))
+        if k is not None and k > 0 and sync_h is not None:
+            self.parts.append(StallRate(sync_h, node.measured_ns, k, f"sync latency x {k:g}", xi_max))
         if not self.parts:
             warnings.append(f"{node.hostname}: nothing in this view can stall corosync (no stall samples, "
                             "coupling 0): its false-loss rate is 0")
