@@ -21,7 +21,9 @@ from fsyncprobe.cli.common import (
     write_output,
 )
 from fsyncprobe.cli.progress import progress_reporter
-from fsyncprobe.errors import UsageError
+from fsyncprobe.device import describe
+from fsyncprobe.device.model import DeviceReport
+from fsyncprobe.errors import FsyncprobeError, UsageError
 from fsyncprobe.probe import PartialRunError, run_bench
 from fsyncprobe.render import render
 from fsyncprobe.report import BenchParams, BenchResult, Report, SyncMethod, Workload
@@ -96,13 +98,13 @@ def make_params(
     )
 
 
-def describe_device(path: str) -> object:
-    """The device section, or None with a warning when it cannot be made."""
+def describe_device(path: str, quiet: bool = False) -> DeviceReport | None:
+    """The device section, or None with a warning: the measurement stands without it."""
     try:
-        from fsyncprobe.device import describe
-    except ImportError:
+        return describe(path)
+    except FsyncprobeError as exc:
+        warn(f"device not identified: {exc}", quiet)
         return None
-    return describe(path)
 
 
 @main.command()
@@ -132,7 +134,7 @@ def bench(
                 report = new_report("bench", path, (exc.result,), warnings=(f"partial run: {exc.cause}",))
                 write_output(render(report, out_format.value), output)
             raise exc.cause from None
-    device = describe_device(path)
+    device = describe_device(path, quiet)
     report = new_report("bench", path, (result,), device=device)
     for note in result.notes:
         warn(note, quiet)

@@ -1,0 +1,210 @@
+"""Classify recorded device facts: a pure function from a Snapshot to a DeviceReport.
+
+Signals are tried strongest first (shared/DESIGN.md, "Device classes"): the mount's fstype,
+then the stack, then a `usb` ancestor (a USB-SATA bridge is still USB even when udev says
+`ID_BUS=ata`, and an SD card in a USB reader is USB), an `mmc` ancestor, NVMe (by its
+controller's `transport`: pcie is local, tcp/rdma/fc are network block devices), hypervisor
+buses and virtual SCSI models, network block drivers, then the medium: udev's
+`ID_ATA_ROTATION_RATE_RPM` (from ATA IDENTIFY word 217: 1 = non-rotating) and `queue/rotational`.
+`rotational=1` on its own is weak: virtio-blk and many USB bridges report 1 for any disk
+(drivers/block/virtio_blk.c never clears QUEUE_FLAG_NONROT unless the host says so).
+"""
+
+from __future__ import annotations
+
+import re
+
+from fsyncprobe.device.facts import Node, Snapshot
+from fsyncprobe.device.model import Confidence, DeviceClass, DeviceReport, LeafDevice, MountInfo
+from fsyncprobe.device.stack import NETWORK_FSTYPES, RAM_FSTYPES
+
+# Best to worst for holding cluster state; a path is as bad as its worst leaf.
+SEVERITY: tuple[DeviceClass, ...] = (
+    DeviceClass.NVME, DeviceClass.SAS_SSD, DeviceClass.SATA_SSD, DeviceClass.VIRTUAL,
+    DeviceClass.UNKNOWN, DeviceClass.HDD, DeviceClass.NETWORK_BLOCK, DeviceClass.NETWORK_FS,
+    DeviceClass.SD, DeviceClass.USB, DeviceClass.RAM,
+)
+_CONFIDENCE_ORDER = (Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW)
+
+# Models that hypervisors give their emulated disks (QEMU hw/scsi/scsi-disk.c "QEMU HARDDISK",
+# VMware "Virtual disk", Hyper-V "Virtual Disk" by vendor "Msft", VirtualBox "VBOX HARDDISK").
+_VIRTUAL_MODELS = re.compile(r"QEMU|VBOX|VIRTUAL[ _]DISK|VMWARE|XEN", re.IGNORECASE)
+_VIRTUAL_VENDORS = re.compile(r"^(QEMU|VMware|Msft|VBOX|Xen|Google|Amazon)", re.IGNORECASE)
+_VIRTUAL_DRIVERS = {
+    "virtio_blk": "virtio-blk", "virtio_scsi": "virtio-scsi", "vbd": "Xen", "xen-blkfront": "Xen",
+    "hv_storvsc": "Hyper-V", "vmw_pvscsi": "VMware PVSCSI",
+}
+_VIRTUAL_SUBSYSTEMS = {"virtio": "virtio", "xen": "Xen", "xen-backend": "Xen", "vmbus": "Hyper-V VMBus"}
+
+
+def _props(chain: tuple[Node, ...]) -> dict[str, str]:
+    """udev properties of the leaf block device (udev puts ID_* on the block device itself)."""
+    merged: dict[str, str] = {}
+    for node in chain:
+        if node.subsystem == "block" or node is chain[0]:
+            for k, v in node.properties.items():
+                merged.setdefault(k, v)
+    return merged
+
+
+def _disk(chain: tuple[Node, ...]) -> Node:
+    """The whole-disk block node of a chain (a partition's parent), for its queue attributes."""
+    for node in chain:
+        if node.subsystem in ("block", None) and node.devtype != "partition" and (
+            "queue/rotational" in node.attributes or node.devtype == "disk"
+        ):
+            return node
+    return chain[0]
+
+
+def _attr(node: Node, name: str) -> str | None:
+    return node.attributes.get(name)
+
+
+def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, list[str]]:
+    """Class, confidence and evidence of one physical leaf."""
+    props = _props(chain)
+    disk = _disk(chain)
+    name = disk.sys_name
+    ev: list[str] = []
+
+    for node in chain:
+        if node.subsystem == "usb" or node.driver in ("usb-storage", "uas"):
+            ev.append(f"usb ancestor at {node.sys_name}" + (f" (driver {node.driver})" if node.driver else ""))
+            if props.get("ID_BUS") and props["ID_BUS"] != "usb":
+                ev.append(f"ID_BUS={props['ID_BUS']} ignored: a USB bridge translates to {props['ID_BUS']}")
+            return DeviceClass.USB, Confidence.HIGH, ev
+    if props.get("ID_BUS") == "usb":
+        return DeviceClass.USB, Confidence.HIGH, ["ID_BUS=usb"]
+
+    for node in chain:
+        if node.subsystem == "mmc" or node.sys_name.startswith("mmcblk") or node.driver == "mmcblk":
+            kind = props.get("MMC_TYPE") or node.attributes.get("type") or node.attributes.get("device/type")
+            ev.append(f"mmc ancestor at {node.sys_name}" + (f" (type {kind})" if kind else ""))
+            return DeviceClass.SD, Confidence.HIGH, ev
+
+    if name.startswith("nvme") or any(n.subsystem in ("nvme", "nvme-subsystem") for n in chain):
+        transports = [t for n in chain if (t := _attr(n, "transport"))]
+        transport = transports[0] if transports else None
+        subsys = next((n.sys_name for n in chain if n.subsystem == "nvme-subsystem"), None)
+        if transport in ("tcp", "rdma", "fc"):
+            return DeviceClass.NETWORK_BLOCK, Confidence.HIGH, [f"NVMe over {transport} (controller transport)"]
+        ev.append(f"NVMe namespace {name}" + (f", controller transport={transport}" if transport else ""))
+        if subsys:
+            ev.append(f"native multipath under nvme-subsystem {subsys}: still NVMe")
+        return DeviceClass.NVME, Confidence.HIGH, ev
+
+    for node in chain:
+        if node.driver in _VIRTUAL_DRIVERS:
+            what = _VIRTUAL_DRIVERS[node.driver]
+            return DeviceClass.VIRTUAL, Confidence.HIGH, [f"{what} device ({node.sys_name}, driver {node.driver})"]
+        if node.subsystem in _VIRTUAL_SUBSYSTEMS:
+            what = _VIRTUAL_SUBSYSTEMS[node.subsystem]
+            return DeviceClass.VIRTUAL, Confidence.HIGH, [f"{what} ancestor at {node.sys_name}"]
+    if re.match(r"^(vd[a-z]|xvd[a-z])", name):
+        return DeviceClass.VIRTUAL, Confidence.MEDIUM, [f"name {name} is a paravirtual disk's"]
+    model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), "")
+    vendor = props.get("ID_VENDOR") or next((v for n in chain if (v := _attr(n, "vendor"))), "")
+    if _VIRTUAL_MODELS.search(model) or _VIRTUAL_VENDORS.match(vendor):
+        return DeviceClass.VIRTUAL, Confidence.HIGH, [f"virtual SCSI/ATA disk: vendor {vendor!r}, model {model!r}"]
+
+    if re.match(r"^(nbd|rbd|drbd)\d", name):
+        return DeviceClass.NETWORK_BLOCK, Confidence.HIGH, [f"{re.sub(r'[0-9].*', '', name)} device {name}"]
+    for node in chain:
+        iscsi_path = "-iscsi-" in props.get("ID_PATH", "")
+        if node.sys_name.startswith("session") or (node.subsystem or "").startswith("iscsi") or iscsi_path:
+            return DeviceClass.NETWORK_BLOCK, Confidence.HIGH, [f"iSCSI session at {node.sys_name}"]
+    if re.match(r"^(zram|ram)\d", name):
+        return DeviceClass.RAM, Confidence.HIGH, [f"{name} keeps its blocks in RAM"]
+    if re.match(r"^loop\d", name):
+        return DeviceClass.UNKNOWN, Confidence.LOW, [f"{name}: loop device whose backing file could not be followed"]
+
+    bus = None
+    for node in chain:
+        if (node.subsystem or "").startswith("sas") or node.sys_name.startswith(("end_device-", "expander-")):
+            bus = "sas"
+            ev.append(f"SAS ancestor at {node.sys_name}")
+            break
+        if re.match(r"^ata\d+$", node.sys_name) or node.driver in ("ahci", "ata_piix"):
+            bus = "sata"
+            ev.append(f"ATA ancestor at {node.sys_name}" + (f" (driver {node.driver})" if node.driver else ""))
+            break
+    if bus is None:
+        scsi_vendor = next((_attr(n, "vendor") for n in chain if n.subsystem == "scsi" and _attr(n, "vendor")), None)
+        if props.get("ID_BUS") == "ata" or scsi_vendor == "ATA":
+            bus = "sata"
+            ev.append("ID_BUS=ata" if props.get("ID_BUS") == "ata" else "SCSI vendor 'ATA' (libata)")
+        elif props.get("ID_BUS") == "scsi" and "-sas-" in props.get("ID_PATH", ""):
+            bus = "sas"
+            ev.append(f"ID_PATH={props['ID_PATH']}")
+
+    rpm = props.get("ID_ATA_ROTATION_RATE_RPM")
+    rotational = _attr(disk, "queue/rotational")
+    if rpm is not None and rpm.isdigit():
+        ev.insert(0, f"ID_ATA_ROTATION_RATE_RPM={rpm}")
+        if int(rpm) > 0:
+            return DeviceClass.HDD, Confidence.HIGH, ev
+        return (DeviceClass.SAS_SSD if bus == "sas" else DeviceClass.SATA_SSD), Confidence.HIGH, ev
+    if rotational == "0":
+        ev.insert(0, "queue/rotational=0")
+        return (DeviceClass.SAS_SSD if bus == "sas" else DeviceClass.SATA_SSD), (
+            Confidence.HIGH if bus else Confidence.MEDIUM), ev
+    if rotational == "1":
+        ev.insert(0, "queue/rotational=1 (weak: bridges and hypervisors report it for SSDs too)")
+        return DeviceClass.HDD, (Confidence.MEDIUM if bus else Confidence.LOW), ev
+    return DeviceClass.UNKNOWN, Confidence.LOW, ev or [f"{name}: no usable facts"]
+
+
+def _fs_leaf(m: MountInfo) -> LeafDevice:
+    if m.fstype in RAM_FSTYPES:
+        return LeafDevice(
+            name=f"{m.fstype}:{m.mountpoint}", device_class=DeviceClass.RAM, confidence=Confidence.HIGH,
+            evidence=(f"fstype {m.fstype}: files live in RAM, fsync is a no-op (mm/shmem.c)",),
+        )
+    if m.fstype in NETWORK_FSTYPES or m.fstype.startswith("fuse."):
+        cls = DeviceClass.NETWORK_FS if m.fstype in NETWORK_FSTYPES else DeviceClass.UNKNOWN
+        return LeafDevice(
+            name=f"{m.source or m.fstype}", device_class=cls,
+            confidence=Confidence.HIGH if cls is DeviceClass.NETWORK_FS else Confidence.LOW,
+            evidence=(f"fstype {m.fstype} from {m.source}",),
+        )
+    return LeafDevice(
+        name=m.source or m.fstype, device_class=DeviceClass.UNKNOWN, confidence=Confidence.LOW,
+        evidence=(f"fstype {m.fstype} from {m.source}: no block device behind it",),
+    )
+
+
+def classify(snapshot: Snapshot) -> DeviceReport:
+    """The device section for a snapshot's facts."""
+    leaves: list[LeafDevice] = []
+    for i, chain in enumerate(snapshot.chains):
+        cls, conf, ev = classify_chain(chain)
+        disk = _disk(chain)
+        props = _props(chain)
+        stack = snapshot.stacks[i] if i < len(snapshot.stacks) else (disk.sys_name,)
+        model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), None)
+        rot = _attr(disk, "queue/rotational")
+        fua = _attr(disk, "queue/fua")
+        leaves.append(LeafDevice(
+            name=disk.sys_name, device_class=cls, confidence=conf, evidence=tuple(ev), stack=tuple(stack),
+            model=model, rotational=None if rot is None else rot == "1",
+            write_cache=_attr(disk, "queue/write_cache"), fua=None if fua is None else fua == "1",
+        ))
+    leaves += [_fs_leaf(m) for m in snapshot.filesystems]
+    path_ev: list[str] = [f"mount {snapshot.mount.mountpoint} ({snapshot.mount.fstype} from {snapshot.mount.source})"]
+    for st in snapshot.stacks:
+        if len(st) > 1:
+            path_ev.append("stack " + " -> ".join(st))
+    if not snapshot.udev:
+        path_ev.append("udev properties unavailable (no /run/udev/data): classified from sysfs alone")
+    warnings = list(snapshot.warnings)
+    if not leaves:
+        leaves.append(LeafDevice(name=snapshot.mount.source or "?", device_class=DeviceClass.UNKNOWN,
+                                 confidence=Confidence.LOW, evidence=("nothing under the mount could be resolved",)))
+    worst = max(leaves, key=lambda leaf: SEVERITY.index(leaf.device_class))
+    conf = max((leaf.confidence for leaf in leaves if leaf.device_class is worst.device_class),
+               key=_CONFIDENCE_ORDER.index)
+    return DeviceReport(
+        path=snapshot.path, mount=snapshot.mount, device_class=worst.device_class, confidence=conf,
+        leaves=tuple(leaves), evidence=tuple(path_ev), udev=snapshot.udev, warnings=tuple(warnings),
+    )
