@@ -676,6 +676,29 @@ def _coefficient(params: ModelParams) -> float:
     return corosync.TOKEN_COEFFICIENT_MS_DEFAULT
 
 
+def params_from_settings(settings: corosync.CorosyncSettings, **overrides: object) -> ModelParams:
+    """ModelParams for the totem settings of a corosync.conf (`corosync.read_conf`); keyword
+    arguments (any ModelParams field) win over the file. The node count is taken from the
+    nodelist only when it lists at least two nodes."""
+
+    def f(v: int | None) -> float | None:
+        return None if v is None else float(v)
+
+    base: dict[str, object] = {
+        "token_ms": f(settings.token_ms), "token_coefficient_ms": f(settings.token_coefficient_ms),
+        "consensus_ms": f(settings.consensus_ms), "hold_ms": f(settings.hold_ms),
+        "token_retransmits_before_loss_const": settings.token_retransmits_before_loss_const,
+        "transport": (settings.transport or "knet").lower(),
+        "knet_ping_interval_ms": f(settings.knet_ping_interval_ms),
+        "knet_ping_timeout_ms": f(settings.knet_ping_timeout_ms), "knet_pong_count": settings.knet_pong_count,
+        "conf_source": settings.source,
+    }
+    if settings.nodes is not None and settings.nodes >= 2:
+        base["nodes"] = settings.nodes
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return ModelParams(**base)  # type: ignore[arg-type]
+
+
 # --- From a report ---------------------------------------------------------------------------
 
 

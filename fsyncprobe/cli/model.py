@@ -117,27 +117,10 @@ def model(
         conf_nodes = None
     n = nodes or conf_nodes or (len(dists) if len(dists) > 1 else 3)
 
-    def pick(flag: float | None, conf: int | None) -> float | None:
-        return flag if flag is not None else (None if conf is None else float(conf))
-
-    defaults = ring.ModelParams()
-    params = ring.ModelParams(
-        nodes=n,
-        token_ms=pick(token_ms, settings.token_ms),
-        token_coefficient_ms=pick(token_coefficient_ms, settings.token_coefficient_ms),
-        network_latency_ms=network_latency_ms if network_latency_ms is not None else defaults.network_latency_ms,
-        jitter_ms=jitter_ms if jitter_ms is not None else defaults.jitter_ms,
-        coupling=coupling,
-        target_years_per_false_loss=target_years,
-        seed=seed,
-        consensus_ms=pick(None, settings.consensus_ms),
-        hold_ms=pick(None, settings.hold_ms),
-        token_retransmits_before_loss_const=settings.token_retransmits_before_loss_const,
-        transport=(settings.transport or "knet").lower(),
-        knet_ping_interval_ms=pick(None, settings.knet_ping_interval_ms),
-        knet_ping_timeout_ms=pick(None, settings.knet_ping_timeout_ms),
-        knet_pong_count=settings.knet_pong_count,
-        conf_source=settings.source,
+    params = ring.params_from_settings(
+        settings, nodes=n, token_ms=token_ms, token_coefficient_ms=token_coefficient_ms,
+        network_latency_ms=network_latency_ms, jitter_ms=jitter_ms, coupling=coupling,
+        target_years_per_false_loss=target_years, seed=seed,
     )
     result = ring.run_model(dists, params)
     report = new_report("model", None, model=result, warnings=tuple(run_warnings))
