@@ -20,6 +20,9 @@ def render(report: Report) -> str:
             out.append(f"> note: {note}")
         if b.notes:
             out.append("")
+    if report.device is not None:
+        out += [f"### {text.device_title(report.device)}", "",
+                tabulate(text.device_rows(report.device), headers=["", ""], tablefmt="github"), ""]
     if report.model is not None:
         m = report.model
         out += ["### Token-ring model", "", tabulate(text.model_rows(m), headers=["", ""], tablefmt="github"), ""]

@@ -29,6 +29,15 @@ def render(report: Report, width: int = 100) -> str:
         for note in b.notes:
             console.print(f"note: {note}")
         console.print()
+    if report.device is not None:
+        t = Table(title=text.device_title(report.device), show_header=False, title_justify="left", box=None,
+                  padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column()
+        for label, value in text.device_rows(report.device):
+            t.add_row(label, value)
+        console.print(t)
+        console.print()
     if report.model is not None:
         _model_tables(console, report)
     for w in report.warnings:

@@ -6,6 +6,7 @@ lay them out.
 
 from __future__ import annotations
 
+from fsyncprobe.device.model import DeviceReport
 from fsyncprobe.report import BenchResult, LatencySummary
 from fsyncprobe.ring_model import ModelReport
 from fsyncprobe.units import format_duration_ns, format_size
@@ -78,6 +79,32 @@ def timeline_line(b: BenchResult, width: int = 60) -> str:
         return ""
     top = max(s.ops for s in secs) or 1
     return "".join(marks[min(8, round(s.ops * 8 / top))] for s in secs)
+
+
+def device_title(d: DeviceReport) -> str:
+    """`/var/lib is on virtual (confidence high)`."""
+    return f"Device: {d.path} is on {d.device_class.value} (confidence {d.confidence.value})"
+
+
+def device_rows(d: DeviceReport) -> list[tuple[str, str]]:
+    """(label, value) rows: the mount, each leaf with its evidence, and what could not be resolved."""
+    m = d.mount
+    rows = [("mount", f"{m.mountpoint} ({m.fstype} from {m.source})")]
+    for leaf in d.leaves:
+        facts = [leaf.device_class.value, f"confidence {leaf.confidence.value}"]
+        if leaf.model:
+            facts.append(f"model {leaf.model}")
+        if leaf.write_cache:
+            facts.append(f"cache: {leaf.write_cache}")
+        if leaf.fua is not None:
+            facts.append("FUA" if leaf.fua else "no FUA")
+        rows.append((f"leaf {leaf.name}", ", ".join(facts)))
+        if len(leaf.stack) > 1:
+            rows.append(("  stack", " -> ".join(leaf.stack)))
+        rows += [("  evidence", e) for e in leaf.evidence]
+    rows += [("evidence", e) for e in d.evidence]
+    rows += [("unresolved", w) for w in d.warnings]
+    return rows
 
 
 def _ms(v: float | None) -> str:
