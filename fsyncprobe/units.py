@@ -6,8 +6,8 @@ bytes. Durations take `ns`, `us`, `ms`, `s`, `m`, `h`; a bare number is seconds.
 
 from __future__ import annotations
 
-import math
 import re
+from fractions import Fraction
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE)
 _SIZE_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
@@ -36,10 +36,20 @@ def parse_size(text: str) -> int:
     if not m:
         raise ValueError(f"{text!r} is not a size (examples: 4k, 2300, 1M, 64MiB)")
     number, unit, _ = m.groups()
-    value = float(number) * _SIZE_MULT[unit.lower()]
-    if not math.isfinite(value) or value != int(value):
+    value = _exact(text, number) * _SIZE_MULT[unit.lower()]
+    if value.denominator != 1:
         raise ValueError(f"{text!r} is not a whole number of bytes")
     return int(value)
+
+
+_MAX_DIGITS = 30  # far beyond any real size or duration; keeps a pasted wall of digits a ValueError
+
+
+def _exact(text: str, number: str) -> Fraction:
+    """The decimal `number` exactly (floats would turn 2**60 + 1 bytes into 2**60 silently)."""
+    if len(number) > _MAX_DIGITS:
+        raise ValueError(f"{text!r} is too large")
+    return Fraction(number)
 
 
 def parse_duration_ns(text: str) -> int:
@@ -48,10 +58,7 @@ def parse_duration_ns(text: str) -> int:
     if not m:
         raise ValueError(f"{text!r} is not a duration (examples: 3s, 250ms, 1m, 1.5h)")
     number, unit = m.groups()
-    value = float(number) * _DUR_NS[unit.lower() if unit else None]
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite duration")
-    return round(value)
+    return round(_exact(text, number) * _DUR_NS[unit.lower() if unit else None])
 
 
 def format_size(n_bytes: float) -> str:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import __version__
+from fsyncprobe.cli.common import OneLineErrorGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="fsyncprobe")
 def main() -> None:
     """Is this node's disk fit to hold cluster state?

@@ -139,6 +139,44 @@ def duration_option(minimum_ns: int, maximum_ns: int) -> Callback:
     return cb
 
 
+class _OneLineUsageError(click.ClickException):
+    """A click usage error shown as one line (`fsyncprobe: error: ...`), exit 2.
+
+    Click's default shows three lines (usage, a hint, the error); a script that captures
+    stderr, and a user who reads it, should get one line naming the option and its range.
+    """
+
+    exit_code = int(ExitCode.USAGE)
+
+    def __init__(self, exc: click.UsageError) -> None:
+        super().__init__(exc.format_message())
+        self.command_path = exc.ctx.command_path if exc.ctx is not None else None
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see '{self.command_path} --help')" if self.command_path else ""
+        click.echo(f"fsyncprobe: error: {self.format_message()}{hint}", err=True)
+
+
+class OneLineErrorGroup(click.Group):
+    """The top-level group: every usage error, of the group or a command, is one line on stderr."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # bare `fsyncprobe`: the help text, as click shows it
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # bare `fsyncprobe`: the help text, as click shows it
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc) from None
+
+
 def warn(message: str, quiet: bool = False) -> None:
     """A warning line on stderr (never on stdout, which carries the report)."""
     if not quiet:

@@ -1,0 +1,66 @@
+"""Bad arguments: one line naming the option and what it accepts, exit 2, nothing written.
+
+Every case runs the real CLI in a subprocess against a directory holding a user's file, which
+must come out byte for byte the same, with no temp dir left behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import faultkit
+from tests.cli_helpers import fsyncprobe
+
+# (arguments, words the one error line must contain: the option and the accepted range or values)
+CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "block-size-zero": (("--block-size", "0"), ("--block-size", "accepted 1 B to 64.0 MiB")),
+    "block-size-fraction": (("--block-size", "4.5"), ("--block-size", "not a whole number of bytes")),
+    "block-size-absurd": (("--block-size", "9" * 60 + "P"), ("--block-size", "too large")),
+    "file-size-petabyte": (("--file-size", "1P"), ("--file-size", "accepted 4.0 KiB to 1.0 TiB")),
+    "file-size-garbage": (("--file-size", "lots"), ("--file-size", "not a size", "examples")),
+    "duration-negative": (("--duration", "-1"), ("--duration", "negative", "accepted 1.00 ms to 86400 s")),
+    "duration-zero": (("--duration", "0"), ("--duration", "accepted 1.00 ms to 86400 s")),
+    "duration-absurd": (("--duration", "400d"), ("--duration", "not a duration", "examples")),
+    "duration-two-days": (("--duration", "48h"), ("--duration", "accepted 1.00 ms to 86400 s")),
+    "warmup-negative": (("--warmup", "-1s"), ("--warmup", "negative", "accepted 0 ns to 86400 s")),
+    "stall-threshold-zero": (("--stall-threshold", "0"), ("--stall-threshold", "accepted 1.00 µs")),
+    "ops-zero": (("--ops", "0"), ("--ops", "1<=x<=1000000000000")),
+    "ops-negative": (("--ops", "-5"), ("--ops", "1<=x<=1000000000000")),
+    "block-larger-than-file": (
+        ("-w", "overwrite", "--block-size", "1M", "--file-size", "64k"),
+        ("--block-size", "larger than --file-size", "must fit"),
+    ),
+    "block-larger-than-file-append": (
+        ("-w", "append", "--block-size", "128k", "--file-size", "64k"),
+        ("--block-size", "larger than --file-size"),
+    ),
+    "unknown-workload": (("-w", "fio"), ("--workload", "pveperf", "overwrite", "append", "sqlite")),
+    "unknown-sync": (("--sync", "msync"), ("--sync", "fsync", "fdatasync", "dsync")),
+    "unknown-format": (("--format", "prometheus"), ("--format", "table", "json", "markdown")),
+    "duration-with-ops": (("--duration", "1s", "--ops", "5"), ("--duration", "--ops", "exclude each other")),
+    "json-with-markdown": (("--json", "--format", "markdown"), ("--json", "--format markdown")),
+    "unknown-option": (("--blocksize", "4k"), ("--blocksize",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_argument_is_one_line_exit_2_and_touches_nothing(tmp_path: Path, case: str) -> None:
+    args, needles = CASES[case]
+    faultkit.plant(tmp_path)
+    before = faultkit.tree_digest(tmp_path)
+    proc = fsyncprobe("bench", str(tmp_path), "--no-sched-probe", "--warmup", "0", *args, timeout=30)
+    faultkit.one_line_error(proc, 2, *needles)
+    assert proc.stdout == ""  # no report: nothing was measured
+    faultkit.assert_untouched(tmp_path, before)
+
+
+def test_bare_command_still_shows_help() -> None:
+    proc = fsyncprobe(timeout=30)
+    assert "Usage:" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_command_is_one_line() -> None:
+    faultkit.one_line_error(fsyncprobe("benchmark", timeout=30), 2, "No such command", "benchmark")
