@@ -158,7 +158,10 @@ def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
     """The documented JSON form."""
 
     def mount(m: MountInfo) -> dict[str, Any]:
-        return {"mountpoint": m.mountpoint, "fstype": m.fstype, "source": m.source}
+        out: dict[str, Any] = {"mountpoint": m.mountpoint, "fstype": m.fstype, "source": m.source}
+        if m.major_minor is not None:
+            out["major_minor"] = m.major_minor
+        return out
 
     return {
         "snapshot_version": SNAPSHOT_VERSION,
@@ -207,6 +210,7 @@ def _mount_from(obj: Any, where: str) -> MountInfo:
         mountpoint=_need(obj, "mountpoint", str, where),
         fstype=_need(obj, "fstype", str, where),
         source=_need(obj, "source", str, where, optional=True) or "",
+        major_minor=_need(obj, "major_minor", str, where, optional=True),
     )
 
 
