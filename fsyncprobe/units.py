@@ -9,15 +9,19 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE)
+# re.ASCII: without it IGNORECASE folds U+017F (long s) onto `s` and U+212A (Kelvin) onto `k`,
+# and `\d` takes any script's digits; the unit then is no key of the tables below (a KeyError,
+# i.e. a traceback, found by tests/test_parsers_property.py).
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE | re.ASCII)
 _SIZE_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
 
-_DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)
+_DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|μs|ms|s|sec|m|min|h)?\s*$", re.IGNORECASE | re.ASCII)
 _DUR_NS = {
     None: 1_000_000_000,
     "ns": 1,
     "us": 1_000,
-    "µs": 1_000,
+    "µs": 1_000,  # U+00B5 MICRO SIGN, what format_duration_ns writes
+    "μs": 1_000,  # U+03BC GREEK SMALL LETTER MU, what many keyboards type
     "ms": 1_000_000,
     "s": 1_000_000_000,
     "sec": 1_000_000_000,

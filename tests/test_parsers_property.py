@@ -25,7 +25,9 @@ from fsyncprobe.report import Report
 from fsyncprobe.units import format_duration_ns, format_size, parse_duration_ns, parse_size
 
 SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+DURATION_UNITS = {
+    "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9,
+}
 
 # Text that looks almost like a size or a duration: digits, dots, signs, unit letters in any
 # case, and the Unicode characters that case-insensitive matching folds onto ASCII letters
