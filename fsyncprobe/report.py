@@ -13,6 +13,7 @@ from enum import Enum
 from fsyncprobe.device.model import DeviceReport
 from fsyncprobe.histogram import Histogram
 from fsyncprobe.ring_model import ModelReport
+from fsyncprobe.verdict_model import Verdict
 
 SCHEMA_VERSION = 1
 
@@ -249,5 +250,7 @@ class Report:
     """Token-ring consequences of the measurements (`fsyncprobe.ring`; None when not modelled)."""
     warnings: tuple[str, ...] = ()
     """Actionable warnings about the run itself."""
+    verdict: Verdict | None = None
+    """PASS/WARN/FAIL and its findings (`verdict`, `cluster`; None for the other commands)."""
     schema_version: int = SCHEMA_VERSION
     """Version of this format."""
