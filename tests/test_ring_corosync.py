@@ -16,6 +16,7 @@ removed by name and pid on every path. Root only; CI runs as root.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -263,9 +264,12 @@ def _runtime_timers(r: Ring) -> dict[str, int]:
     return vals
 
 
-def _trial(r: Ring, stall_ms: float) -> tuple[bool, bool]:
-    """Stop the stalled node's corosync for `stall_ms`; (new membership formed, a knet link went down)."""
-    pid = r.procs[STALLED].pid
+def _trial(r: Ring, stall_ms: float, node: int = STALLED, phase_s: float = 0.0) -> tuple[bool, bool]:
+    """Stop `node`'s corosync for `stall_ms` after waiting `phase_s`; (new membership formed, a knet
+    link went down)."""
+    time.sleep(phase_s)
+    pid = r.procs[node].pid
+    watch = node % NODES + 1
     before = [len(r.log(i)) for i in range(1, NODES + 1)]
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -279,7 +283,7 @@ def _trial(r: Ring, stall_ms: float) -> tuple[bool, bool]:
     changed = False
     while time.monotonic() < deadline and not changed:
         time.sleep(0.1)
-        changed = "A new membership" in r.log(WATCH)[before[WATCH - 1]:]
+        changed = "A new membership" in r.log(watch)[before[watch - 1]:]
     new = [r.log(i)[before[i - 1]:] for i in range(1, NODES + 1)]
     down = any("is down" in t for t in new)
     if changed or down:
@@ -313,25 +317,30 @@ def test_stall_tolerance_matches_model(make_ring: Callable[..., Ring]) -> None:
 
     # Bisection places the trials; a single trial is noisy (the stall's phase against the knet
     # pings, which go out on the 200 ms heartbeat tick), so each step takes the majority of up
-    # to three trials, and the measured figure is the 50 % point of a logistic fit to all of them.
+    # to five trials (stopping when three agree), and the measured figure is the 50 % point of a
+    # logistic fit to all of them.
+    # The phase matters: knet sends pings on its 200 ms heartbeat tick, every third tick here, and
+    # each node's ticks keep their phase for the life of the process. So each trial waits a random
+    # (seeded) part of two ping periods first, and the stalled node rotates over the three nodes.
     lo, hi = ours.token_ms / 8, float(ours.token_ms)
     trials: list[tuple[float, bool, bool]] = []
+    rng = random.Random(4)
     t0 = time.monotonic()
     for _ in range(4):
         mid = (lo + hi) / 2
         votes: list[bool] = []
-        while len(votes) < 3 and votes.count(True) < 2 and votes.count(False) < 2:
-            changed, down = _trial(r, mid)
+        while votes.count(True) < 3 and votes.count(False) < 3:
+            changed, down = _trial(r, mid, node=len(trials) % NODES + 1, phase_s=rng.uniform(0, 1.2))
             votes.append(changed)
             trials.append((mid, changed, down))
-        if votes.count(True) >= 2:
+        if votes.count(True) >= 3:
             hi = mid
         else:
             lo = mid
     measured = _logistic_median([(t, c) for t, c, _ in trials])
     elapsed = time.monotonic() - t0
-    table = "\n".join(f"  stall {t:6.0f} ms: {'new membership' if c else 'kept'}{' (knet link down)' if d else ''}"
-                      for t, c, d in trials)
+    table = "\n".join(f"  n{i % NODES + 1} stalled {t:6.0f} ms: {'new membership' if c else 'kept'}"
+                      f"{' (knet link down)' if d else ''}" for i, (t, c, d) in enumerate(trials))
     print(f"\nstall tolerance: measured {measured:.0f} ms (bisection bracket {lo:.0f}-{hi:.0f}), model "
           f"{predicted:.0f} ms ({model.stall_tolerance_bound_by}); T = {ours.token_ms} ms; "
           f"{len(trials)} trials in {elapsed:.0f} s")
