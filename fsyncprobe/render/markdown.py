@@ -11,6 +11,15 @@ from fsyncprobe.report import Report
 def render(report: Report) -> str:
     """The report as Markdown sections."""
     out: list[str] = [f"## fsyncprobe {report.command} on `{report.hostname}`", ""]
+    if report.verdict is not None:
+        from fsyncprobe.render import verdict_text
+
+        v = report.verdict
+        out += [f"**Verdict: {verdict_text.headline(v)}**", ""]
+        if v.nodes:
+            out += [tabulate(verdict_text.node_rows(v), headers=["node", "level", "report"], tablefmt="github"), ""]
+        out += [tabulate(verdict_text.finding_rows(v), headers=["level", "finding", "measured (limit)",
+                                                                "why → what to do"], tablefmt="github"), ""]
     for b in report.benches:
         out.append(f"### {text.bench_title(b)}")
         out.append("")

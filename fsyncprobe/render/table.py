@@ -16,6 +16,8 @@ def render(report: Report, width: int = 100) -> str:
     is decided by the caller through `color`)."""
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=False, color_system=None, highlight=False)
+    if report.verdict is not None:
+        _verdict_table(console, report)
     for b in report.benches:
         t = Table(title=text.bench_title(b), show_header=False, title_justify="left", box=None, padding=(0, 2))
         t.add_column(style="bold")
@@ -70,3 +72,26 @@ def _model_tables(console: Console, report: Report) -> None:
         console.print()
     for w in m.warnings:
         console.print(f"model: {w}")
+
+
+def _verdict_table(console: Console, report: Report) -> None:
+    """The verdict first: headline, then every finding worst first (and the nodes of a ring)."""
+    from fsyncprobe.render import verdict_text
+
+    v = report.verdict
+    assert v is not None
+    console.print(f"VERDICT: {verdict_text.headline(v)}")
+    if v.nodes:
+        tn = Table(title="Nodes", title_justify="left", box=None, padding=(0, 2))
+        for h in ("node", "level", "report"):
+            tn.add_column(h)
+        for node_row in verdict_text.node_rows(v):
+            tn.add_row(*node_row)
+        console.print(tn)
+    t = Table(title="Findings", title_justify="left", box=None, padding=(0, 2))
+    for h in ("level", "finding", "measured (limit)", "why → what to do"):
+        t.add_column(h, style="bold" if h == "level" else None)
+    for row in verdict_text.finding_rows(v):
+        t.add_row(*row)
+    console.print(t)
+    console.print()
