@@ -106,7 +106,8 @@ def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, li
     model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), "")
     vendor = props.get("ID_VENDOR") or next((v for n in chain if (v := _attr(n, "vendor"))), "")
     if _VIRTUAL_MODELS.search(model) or _VIRTUAL_VENDORS.match(vendor):
-        return DeviceClass.VIRTUAL, Confidence.HIGH, [f"virtual SCSI/ATA disk: vendor {vendor!r}, model {model!r}"]
+        what = f"vendor {vendor!r}, model {model!r}" if vendor else f"model {model!r}"
+        return DeviceClass.VIRTUAL, Confidence.HIGH, [f"hypervisor's emulated disk: {what}"]
 
     if re.match(r"^(nbd|rbd|drbd)\d", name):
         return DeviceClass.NETWORK_BLOCK, Confidence.HIGH, [f"{re.sub(r'[0-9].*', '', name)} device {name}"]

@@ -1,0 +1,147 @@
+"""Classification of recorded facts: snapshots of real machines (tests/snapshots/, each naming its
+public source) and the priority rules of shared/DESIGN.md, without any disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fsyncprobe.device import from_snapshot_file
+from fsyncprobe.device.classify import classify_chain
+from fsyncprobe.device.facts import Node, snapshot_from_json, snapshot_to_json
+from fsyncprobe.device.model import Confidence, DeviceClass
+from fsyncprobe.errors import InputError
+from tests.cli_helpers import fsyncprobe
+
+SNAPSHOTS = sorted((Path(__file__).parent / "snapshots").glob("*.json"))
+
+
+def test_every_class_has_a_snapshot() -> None:
+    wanted = {c.value for c in DeviceClass} - {"sas-ssd", "network-block"}
+    seen = {json.loads(p.read_text())["expect"]["class"] for p in SNAPSHOTS}
+    assert wanted - {"unknown"} <= seen, wanted - seen
+
+
+@pytest.mark.parametrize("path", SNAPSHOTS, ids=[p.stem for p in SNAPSHOTS])
+def test_snapshot_replays_to_its_class(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    assert raw["source"], "every snapshot says where its facts come from"
+    expect = raw["expect"]
+    report = from_snapshot_file(str(path))
+    assert report.device_class.value == expect["class"], report
+    if "leaves" in expect:
+        assert len(report.leaves) == expect["leaves"]
+    if "stack" in expect:
+        assert any(" -> ".join(leaf.stack) == expect["stack"] for leaf in report.leaves)
+    if "evidence" in expect:
+        assert any(expect["evidence"] in e for leaf in report.leaves for e in leaf.evidence)
+    # the evidence is never empty, and a snapshot survives a save/load round trip unchanged
+    assert all(leaf.evidence for leaf in report.leaves)
+    snap = snapshot_from_json(raw)
+    assert snapshot_from_json(snapshot_to_json(snap)) == snap
+
+
+def _node(name: str, subsystem: str | None = None, driver: str | None = None, devtype: str | None = None,
+          attributes: dict[str, str] | None = None, properties: dict[str, str] | None = None) -> Node:
+    return Node(sys_name=name, subsystem=subsystem, devtype=devtype, driver=driver,
+                attributes=attributes or {}, properties=properties or {})
+
+
+def test_usb_bridge_beats_id_bus_ata() -> None:
+    chain = (
+        _node("sda", "block", devtype="disk", properties={"ID_BUS": "ata", "ID_ATA_ROTATION_RATE_RPM": "0"}),
+        _node("0:0:0:0", "scsi", "sd"),
+        _node("2-1:1.0", "usb", "uas"),
+        _node("2-1", "usb", "usb"),
+    )
+    cls, conf, ev = classify_chain(chain)
+    assert cls is DeviceClass.USB and conf is Confidence.HIGH
+    assert any("ID_BUS=ata ignored" in e for e in ev)
+
+
+def test_sd_card_in_usb_reader_is_usb_not_sd() -> None:
+    chain = (
+        _node("sdb", "block", devtype="disk", properties={"ID_DRIVE_FLASH_SD": "1", "ID_BUS": "usb"}),
+        _node("1-2:1.0", "usb", "usb-storage"),
+    )
+    assert classify_chain(chain)[0] is DeviceClass.USB
+
+
+def test_virtio_rotational_one_is_virtual_not_hdd() -> None:
+    chain = (
+        _node("vda", "block", devtype="disk", attributes={"queue/rotational": "1"}),
+        _node("virtio1", "virtio", "virtio_blk"),
+        _node("0000:00:02.0", "pci", "virtio-pci"),
+    )
+    assert classify_chain(chain)[0] is DeviceClass.VIRTUAL
+
+
+def test_rotational_one_alone_is_a_low_confidence_hdd() -> None:
+    cls, conf, ev = classify_chain((_node("sdz", "block", devtype="disk", attributes={"queue/rotational": "1"}),))
+    assert cls is DeviceClass.HDD and conf is Confidence.LOW
+    assert "weak" in ev[0]
+
+
+def test_nvme_native_multipath_is_nvme() -> None:
+    chain = (
+        _node("nvme0n1", "block", devtype="disk"),
+        _node("nvme-subsys0", "nvme-subsystem"),
+    )
+    cls, _, ev = classify_chain(chain)
+    assert cls is DeviceClass.NVME
+    assert any("nvme-subsystem" in e for e in ev)
+
+
+def test_nvme_over_tcp_is_network_block() -> None:
+    chain = (_node("nvme1n1", "block", devtype="disk"), _node("nvme1", "nvme", attributes={"transport": "tcp"}))
+    assert classify_chain(chain)[0] is DeviceClass.NETWORK_BLOCK
+
+
+def test_sas_ssd() -> None:
+    chain = (
+        _node("sdc", "block", devtype="disk", attributes={"queue/rotational": "0"}),
+        _node("7:0:0:0", "scsi", "sd"),
+        _node("end_device-7:0:0"),
+    )
+    assert classify_chain(chain)[0] is DeviceClass.SAS_SSD
+
+
+@pytest.mark.parametrize("name", ["nbd0", "rbd3", "drbd1"])
+def test_network_block_devices(name: str) -> None:
+    assert classify_chain((_node(name, "block", devtype="disk"),))[0] is DeviceClass.NETWORK_BLOCK
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"snapshot_version": 1, "path": "/x"', "not a valid snapshot"),
+        ("[]", "expected an object"),
+        ('{"snapshot_version": 2, "path": "/", "mount": {}, "chains": []}', "not supported"),
+        ('{"snapshot_version": 1, "path": "/", "mount": {"mountpoint": "/"}, "chains": []}', "fstype"),
+        ('{"snapshot_version": 1, "path": "/", "mount": {"mountpoint": "/", "fstype": "ext4"}, "chains": [[{}]]}',
+         "sys_name"),
+        ('{"snapshot_version": 1, "path": "/", "mount": {"mountpoint": "/", "fstype": "ext4"}, "chains": [3]}',
+         "chains[0]"),
+    ],
+)
+def test_malformed_snapshot_is_a_clear_usage_error(tmp_path: Path, text: str, needle: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    with pytest.raises(InputError, match=None) as info:
+        from_snapshot_file(str(bad))
+    assert needle in str(info.value)
+    proc = fsyncprobe("device", "--from-snapshot", str(bad))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert needle in proc.stderr
+
+
+def test_truncated_real_snapshot(tmp_path: Path) -> None:
+    text = SNAPSHOTS[0].read_text()
+    cut = tmp_path / "cut.json"
+    cut.write_text(text[: len(text) // 2])
+    proc = fsyncprobe("device", "--from-snapshot", str(cut))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
