@@ -56,6 +56,8 @@ class Prepared:
     """Bytes the operation writes (before any filesystem overhead)."""
     notes: list[str] = field(default_factory=list)
     """What the reader should know about how this workload ran."""
+    rotating: RotatingWrite | None = None
+    """For overwrite and append: `op` spelled out, so the engine can run it inline."""
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -153,28 +155,58 @@ def _layout(fd: int, file_size: int) -> None:
     os.fsync(fd)
 
 
-def _rotating_writer(
-    fd: int, sync: SyncMethod, block_size: int, file_size: int
-) -> Callable[[], None]:
-    buf = os.urandom(block_size)  # incompressible, so a compressing device cannot cheat
-    slots = max(1, file_size // block_size)
-    state = [0]
+@dataclass
+class RotatingWrite:
+    """One operation of overwrite and append: pwrite `buf` at the slot's offset, then `sync_call`.
+
+    The engine's hot loop runs this inline (no Python call per operation, issue 7) and keeps
+    `next_slot` up to date, so the warm-up and the measured phase continue the same rotation
+    as `op` does.
+    """
+
+    fd: int
+    """The open file (O_DSYNC/O_SYNC set for those sync methods)."""
+    buf: bytes
+    """The block written each time, allocated once."""
+    block_size: int
+    """len(buf): the offset step."""
+    slots: int
+    """Offsets rotate through 0, block_size, ... (slots - 1) * block_size, then wrap to 0."""
+    sync_call: Callable[[int], None] | None
+    """os.fsync or os.fdatasync after each write, or None when the open flags make it durable."""
+    next_slot: int = 0
+    """The slot the next operation writes."""
+
+
+def _rotating_writer(fd: int, sync: SyncMethod, block_size: int, file_size: int) -> RotatingWrite:
+    return RotatingWrite(
+        fd=fd,
+        buf=os.urandom(block_size),  # incompressible, so a compressing device cannot cheat
+        block_size=block_size,
+        slots=max(1, file_size // block_size),
+        sync_call=_sync_call(sync),
+    )
+
+
+def _rotating_op(spec: RotatingWrite) -> Callable[[], None]:
+    """The same operation as a callable, for callers that do not inline it."""
+    fd, buf, block_size, slots = spec.fd, spec.buf, spec.block_size, spec.slots
     pwrite = os.pwrite
-    sync_call = _sync_call(sync)
+    sync_call = spec.sync_call
     if sync_call is None:
 
         def op() -> None:
-            i = state[0]
+            i = spec.next_slot
             pwrite(fd, buf, i * block_size)
-            state[0] = i + 1 if i + 1 < slots else 0
+            spec.next_slot = i + 1 if i + 1 < slots else 0
 
     else:
 
         def op() -> None:
-            i = state[0]
+            i = spec.next_slot
             pwrite(fd, buf, i * block_size)
             sync_call(fd)
-            state[0] = i + 1 if i + 1 < slots else 0
+            spec.next_slot = i + 1 if i + 1 < slots else 0
 
     return op
 
@@ -186,7 +218,8 @@ def _prepare_overwrite(directory: str, sync: SyncMethod, block_size: int, file_s
     fd = create_file(path, _open_flags(sync))
     p = Prepared(op=lambda: None, bytes_per_op=block_size, _closers=[lambda: os.close(fd)])
     _layout(fd, file_size)
-    p.op = _rotating_writer(fd, sync, block_size, file_size)
+    p.rotating = _rotating_writer(fd, sync, block_size, file_size)
+    p.op = _rotating_op(p.rotating)
     return p
 
 
@@ -205,7 +238,8 @@ def _prepare_append(directory: str, sync: SyncMethod, block_size: int, file_size
         if exc.errno not in (95,):
             raise
         p.notes.append("the filesystem does not support preallocation; the log grows as it is written")
-    p.op = _rotating_writer(fd, sync, block_size, file_size)
+    p.rotating = _rotating_writer(fd, sync, block_size, file_size)
+    p.op = _rotating_op(p.rotating)
     return p
 
 
