@@ -1,0 +1,489 @@
+"""fsyncprobe against fio and pg_test_fsync on the same directory (issue 7, README "Performance").
+
+A benchmark that adds its own overhead lies. This script runs fsyncprobe and an established tool
+with matching parameters on one directory, interleaved A B A B (fsyncprobe, then the peer, then
+fsyncprobe again...), so that drift in the machine's load hits both alike, and prints each pair's
+ratio fsyncprobe / peer and the median of those ratios.
+
+Cases (--cases, comma separated; default all):
+
+  overwrite  fsyncprobe `-w overwrite -b 4k --sync fdatasync --file-size 16M` vs
+             `fio --ioengine=sync --rw=write --overwrite=1 --fdatasync=1 --bs=4k --size=16M`
+             (time based, same warm-up as fio's ramp_time): both lay the file out first, then
+             rewrite 4 KiB blocks sequentially, wrapping, each write followed by fdatasync(2).
+  append     fsyncprobe `-w append -b 2300 --sync fdatasync --file-size 22M --ops 10029` vs etcd's
+             fio command `fio --rw=write --ioengine=sync --fdatasync=1 --directory=DIR
+             --size=22m --bs=2300 --name=mytest` (etcd.io, "FAQ: what does the etcd warning
+             'failed to send out heartbeat on time' mean" / the fio disk check); 22 MiB / 2300 B =
+             10,029 writes, no warm-up on either side.
+  pg         fsyncprobe `-w overwrite -b 8k --file-size 8k` with each --sync vs pg_test_fsync's
+             "Compare file sync methods using one 8kB write" lines: fdatasync, fsync,
+             open_datasync (= --sync dsync), open_sync (= --sync sync). pg_test_fsync rewrites
+             8 kB at offset 0 (src/bin/pg_test_fsync/pg_test_fsync.c, test_sync), hence the 8k
+             file. It reports only a rate, so the latency compared is the mean (usecs/op).
+             Caveat: pg_test_fsync opens open_datasync/open_sync with O_DIRECT when the
+             filesystem allows it, fsyncprobe's dsync/sync are buffered writes.
+  tmpfs      the overwrite case on a tmpfs (fsync is a no-op there, mm/shmem.c noop_fsync):
+             what is left is each tool's own loop overhead. Target: fsyncprobe >= 300,000 ops/s.
+
+What the latency ratios compare: fsyncprobe times one operation = pwrite + fdatasync. fio's JSON
+reports the write's completion latency (`write.clat_ns`) and the fdatasync's latency
+(`sync.lat_ns`) separately and never their sum per operation; the peer's pXX here is
+clat pXX + sync pXX. The sum of two percentiles is not the percentile of the sum, but the write
+of a buffered 4 KiB block takes a few microseconds against a sync of a hundred or more, so the
+error is a few percent at most at p50 and p99 (the write's share is printed as `write p50`).
+The ops/s ratio needs no such care: fio's write IOPS counts write+fdatasync cycles per second.
+
+    python bench/compare.py                      # all cases, 5 pairs, in a fresh dir under /var/tmp
+    python bench/compare.py --quick              # 2 pairs of 1 s each
+    python bench/compare.py --dir /srv/x --cases overwrite,append --pairs 9
+    python bench/compare.py --verdict            # wall time of `fsyncprobe verdict`, 3 runs
+
+Run by hand, not in CI's test suite (tests/test_compare_smoke.py runs `--quick` on a tmpfs).
+As root, installs missing peers with apt-get (fio; postgresql-15 for pg_test_fsync, no server
+needed). Exit 0 when every run worked; with --check, exit 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PG_TEST_FSYNC = "/usr/lib/postgresql/15/bin/pg_test_fsync"
+ETCD_SIZE = "22m"
+ETCD_BLOCK = 2300
+ETCD_OPS = (22 << 20) // ETCD_BLOCK  # fio rounds the size down to whole blocks: 10,029 writes
+ALL_CASES = ("overwrite", "append", "pg", "tmpfs")
+# pg_test_fsync's label -> fsyncprobe's --sync (README "Workloads": dsync/sync are O_DSYNC/O_SYNC).
+PG_METHODS = {"fdatasync": "fdatasync", "fsync": "fsync", "open_datasync": "dsync", "open_sync": "sync"}
+
+# Targets of issue 7.
+MIN_OPS_RATIO = 0.97
+MAX_P99_DEVIATION = 0.10
+MIN_TMPFS_OPS = 300_000
+MAX_VERDICT_S = 15.0
+
+
+@dataclass
+class Sample:
+    """One tool's result for one run."""
+
+    ops_per_s: float
+    latency_ns: dict[str, float] = field(default_factory=dict)
+    """Named latency figures: p50/p99 (fio, fsyncprobe) or mean (pg_test_fsync)."""
+    extra: dict[str, float] = field(default_factory=dict)
+    """Figures shown for context only (fio's write-only p50)."""
+
+
+@dataclass
+class Series:
+    """All pairs of one comparison (one case, or one pg_test_fsync method)."""
+
+    name: str
+    peer: str
+    metrics: tuple[str, ...]
+    pairs: list[tuple[Sample, Sample]] = field(default_factory=list)
+
+    def ratios(self, metric: str) -> list[float]:
+        """Per-pair fsyncprobe/peer ratio of ops/s (`ops`) or of a latency figure."""
+        out = []
+        for a, b in self.pairs:
+            if metric == "ops":
+                x, y = a.ops_per_s, b.ops_per_s
+            else:
+                x, y = a.latency_ns.get(metric, 0.0), b.latency_ns.get(metric, 0.0)
+            if x > 0 and y > 0:
+                out.append(x / y)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the tools
+
+
+def run(cmd: list[str], timeout: float = 900) -> str:
+    """Run a command, return its stdout; any failure is fatal with the command's stderr."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False)
+    # fsyncprobe bench exits 1 for a FAIL verdict and still prints its report.
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()}")
+    return proc.stdout
+
+
+def fsyncprobe(directory: str, workload: str, sync: str, block: str, file_size: str,
+               duration: str | None, ops: int | None, warmup: str) -> Sample:
+    """One `fsyncprobe bench` run; the report's own ops/s and percentiles."""
+    cmd = [sys.executable, "-m", "fsyncprobe", "bench", directory, "-w", workload, "--sync", sync,
+           "-b", block, "--file-size", file_size, "--warmup", warmup,
+           "--json", "--no-progress", "--no-sched-probe"]
+    cmd += ["--ops", str(ops)] if ops is not None else ["--duration", duration or "5s"]
+    bench = json.loads(run(cmd))["benches"][0]
+    lat = bench["latency"]
+    return Sample(bench["ops_per_s"], {"p50": lat["p50_ns"], "p99": lat["p99_ns"], "mean": lat["mean_ns"]})
+
+
+def fio(directory: str, args: list[str]) -> Sample:
+    """One fio run in a fresh subdirectory (removed after), JSON output."""
+    sub = tempfile.mkdtemp(prefix="fio-", dir=directory)
+    try:
+        out = run(["fio", *args, f"--directory={sub}", "--output-format=json"])
+    finally:
+        shutil.rmtree(sub, ignore_errors=True)
+    # fio may print notices before the JSON document.
+    job = json.loads(out[out.index("{"):])["jobs"][0]
+    write, sync = job["write"], job["sync"]["lat_ns"]
+    wp, sp = write["clat_ns"].get("percentile", {}), sync.get("percentile", {})
+
+    def pct(p: str) -> float:
+        return float(wp.get(p, 0)) + float(sp.get(p, 0))
+
+    return Sample(
+        float(write["iops"]),
+        {"p50": pct("50.000000"), "p99": pct("99.000000"), "mean": write["clat_ns"]["mean"] + sync["mean"]},
+        {"write_p50": float(wp.get("50.000000", 0)), "ios": float(write["total_ios"])},
+    )
+
+
+_PG_LINE = re.compile(r"^\s+(open_datasync|fdatasync|fsync|open_sync)\s+([\d.]+) ops/sec\s+(\d+) usecs/op")
+
+
+def pg_test_fsync(directory: str, seconds: int) -> dict[str, Sample]:
+    """One pg_test_fsync run; the four lines of its "one 8kB write" section."""
+    sub = tempfile.mkdtemp(prefix="pg-", dir=directory)
+    try:
+        out = run([PG_TEST_FSYNC, "-f", os.path.join(sub, "pg_test_fsync.out"), "-s", str(seconds)])
+    finally:
+        shutil.rmtree(sub, ignore_errors=True)
+    section = out.split("using one 8kB write", 1)[1].split("\n\n", 1)[0]
+    found = {}
+    for line in section.splitlines():
+        m = _PG_LINE.match(line)
+        if m:
+            # usecs/op is 1e6 / ops per second, printed as an integer; recompute it unrounded.
+            found[m.group(1)] = Sample(float(m.group(2)), {"mean": 1e9 / float(m.group(2))})
+    return found  # a method printed as n/a (O_DIRECT refused, e.g. on tmpfs) is absent
+
+
+def ensure_peers(want_pg: bool, install: bool) -> tuple[bool, bool]:
+    """Find fio and pg_test_fsync; as root install the Debian packages that are missing."""
+    missing = []
+    if shutil.which("fio") is None:
+        missing.append("fio")
+    if want_pg and not os.access(PG_TEST_FSYNC, os.X_OK):
+        missing.append("postgresql-15")
+    if missing and install and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' '.join(missing)} with apt-get ...", file=sys.stderr)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env, check=False,
+                       stdout=subprocess.DEVNULL)
+    return shutil.which("fio") is not None, os.access(PG_TEST_FSYNC, os.X_OK)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+
+
+@dataclass
+class Plan:
+    pairs: int
+    duration_s: float
+    warmup_s: float
+    pg_seconds: int
+    quick: bool
+
+
+def _t(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def overwrite_case(name: str, directory: str, plan: Plan) -> list[Series]:
+    s = Series(name, "fio", ("p50", "p99"))
+    fio_args = ["--name=overwrite", "--ioengine=sync", "--rw=write", "--overwrite=1", "--fdatasync=1",
+                "--bs=4k", "--size=16m", "--time_based", f"--runtime={_t(plan.duration_s)}",
+                f"--ramp_time={_t(plan.warmup_s)}"]
+    for i in range(plan.pairs):
+        a = fsyncprobe(directory, "overwrite", "fdatasync", "4k", "16M", _t(plan.duration_s), None,
+                       _t(plan.warmup_s))
+        b = fio(directory, fio_args)
+        s.pairs.append((a, b))
+        _progress(s, i)
+    return [s]
+
+
+def append_case(directory: str, plan: Plan) -> list[Series]:
+    s = Series("append", "fio (etcd)", ("p50", "p99"))
+    fio_args = ["--rw=write", "--ioengine=sync", "--fdatasync=1", f"--size={ETCD_SIZE}", f"--bs={ETCD_BLOCK}",
+                "--name=mytest"]
+    if plan.quick:  # the etcd command is size-bound; --quick bounds both by time instead
+        fio_args += ["--time_based", f"--runtime={_t(plan.duration_s)}"]
+    for i in range(plan.pairs):
+        a = fsyncprobe(directory, "append", "fdatasync", str(ETCD_BLOCK), ETCD_SIZE,
+                       _t(plan.duration_s) if plan.quick else None, None if plan.quick else ETCD_OPS, "0s")
+        b = fio(directory, fio_args)
+        s.pairs.append((a, b))
+        _progress(s, i)
+    return [s]
+
+
+def pg_case(directory: str, plan: Plan) -> list[Series]:
+    series = {m: Series(f"pg {m}", "pg_test_fsync", ("mean",)) for m in PG_METHODS}
+    for i in range(plan.pairs):
+        mine = {m: fsyncprobe(directory, "overwrite", sync, "8k", "8k", f"{plan.pg_seconds}s", None,
+                              _t(plan.warmup_s)) for m, sync in PG_METHODS.items()}
+        peer = pg_test_fsync(directory, plan.pg_seconds)
+        for m in PG_METHODS:
+            if m in peer:
+                series[m].pairs.append((mine[m], peer[m]))
+        print(f"  pg pair {i + 1}: " + ", ".join(
+            f"{m} {mine[m].ops_per_s:,.0f}/{peer[m].ops_per_s:,.0f}" if m in peer else f"{m} n/a"
+            for m in PG_METHODS), file=sys.stderr)
+    return list(series.values())
+
+
+def _progress(s: Series, i: int) -> None:
+    a, b = s.pairs[-1]
+    print(f"  {s.name} pair {i + 1}: fsyncprobe {a.ops_per_s:,.0f} ops/s, {s.peer} {b.ops_per_s:,.0f} ops/s",
+          file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1000:,.1f}" if ns else "-"
+
+
+def table(s: Series) -> str:
+    """Per-pair and median figures of one series, as fixed-width text."""
+    head = f"{'pair':>6} {'fsyncprobe ops/s':>17} {s.peer + ' ops/s':>20} {'ratio':>6}"
+    for m in s.metrics:
+        head += f" {'fsp ' + m + ' us':>12} {'peer ' + m + ' us':>13} {'ratio':>6}"
+    if any("write_p50" in b.extra for _, b in s.pairs):
+        head += f" {'write p50 us':>12}"
+    lines = [head]
+    for i, (a, b) in enumerate(s.pairs, 1):
+        row = f"{i:>6} {a.ops_per_s:>17,.0f} {b.ops_per_s:>20,.0f} {_ratio(a.ops_per_s, b.ops_per_s):>6}"
+        for m in s.metrics:
+            x, y = a.latency_ns.get(m, 0.0), b.latency_ns.get(m, 0.0)
+            row += f" {_us(x):>12} {_us(y):>13} {_ratio(x, y):>6}"
+        if "write_p50" in b.extra:
+            row += f" {_us(b.extra['write_p50']):>12}"
+        lines.append(row)
+    row = f"{'median':>6} {_med([a.ops_per_s for a, _ in s.pairs]):>17,.0f} " \
+          f"{_med([b.ops_per_s for _, b in s.pairs]):>20,.0f} {_fmt_ratio(s.ratios('ops')):>6}"
+    for m in s.metrics:
+        row += f" {_us(_med([a.latency_ns.get(m, 0.0) for a, _ in s.pairs])):>12}" \
+               f" {_us(_med([b.latency_ns.get(m, 0.0) for _, b in s.pairs])):>13} {_fmt_ratio(s.ratios(m)):>6}"
+    lines.append(row)
+    return "\n".join(lines)
+
+
+def _med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else 0.0
+
+
+def _ratio(x: float, y: float) -> str:
+    return f"{x / y:.3f}" if x > 0 and y > 0 else "-"
+
+
+def _fmt_ratio(rs: list[float]) -> str:
+    return f"{statistics.median(rs):.3f}" if rs else "-"
+
+
+def checks(all_series: list[Series], on_ram: bool) -> list[tuple[str, bool]]:
+    """The targets of issue 7 that the measured series can answer."""
+    out = []
+    for s in all_series:
+        if not s.pairs:
+            continue
+        if s.name in ("overwrite", "append") and not on_ram:
+            ops = statistics.median(s.ratios("ops"))
+            p99 = statistics.median(s.ratios("p99"))
+            out.append((f"{s.name}: median ops/s ratio {ops:.3f} >= {MIN_OPS_RATIO}", ops >= MIN_OPS_RATIO))
+            out.append((f"{s.name}: median p99 ratio {p99:.3f} within 1 +/- {MAX_P99_DEVIATION}",
+                        abs(p99 - 1) <= MAX_P99_DEVIATION))
+        if s.name == "tmpfs":
+            ops = _med([a.ops_per_s for a, _ in s.pairs])
+            out.append((f"tmpfs: fsyncprobe median {ops:,.0f} ops/s >= {MIN_TMPFS_OPS:,} "
+                        f"({1e6 / ops:.2f} us/op)", ops >= MIN_TMPFS_OPS))
+    return out
+
+
+def machine(directory: str) -> str:
+    """One paragraph saying where this ran."""
+    model = "?"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    where = ""
+    try:
+        sys.path.insert(0, REPO)
+        from fsyncprobe.device.mounts import mount_of
+
+        m = mount_of(os.path.realpath(directory))
+        where = f"{m.fstype} on {m.source}"
+        dev = os.path.basename(m.source)
+        drv = f"/sys/class/block/{dev}/device/driver"
+        if os.path.islink(drv):
+            where += f" ({os.path.basename(os.readlink(drv))})"
+    except (OSError, ImportError, ValueError):
+        pass
+    fio_v = subprocess.run(["fio", "--version"], capture_output=True, text=True, check=False).stdout.strip() \
+        if shutil.which("fio") else "no fio"
+    return (f"machine: {os.cpu_count()} CPUs ({model}), Linux {platform.release()}, "
+            f"python {platform.python_version()}, {fio_v}\ndirectory: {directory}: {where}")
+
+
+# ---------------------------------------------------------------------------------------------
+# fsyncprobe verdict's wall time
+
+
+def verdict_times(runs: int, extra: list[str]) -> int:
+    """Time `fsyncprobe verdict` (default settings) end to end, `runs` times."""
+    help_out = subprocess.run([sys.executable, "-m", "fsyncprobe", "--help"], capture_output=True, text=True,
+                              cwd=REPO, check=False).stdout
+    if not re.search(r"^\s+verdict\s", help_out, re.M):
+        print("fsyncprobe has no `verdict` command in this tree (yet): nothing to time")
+        return 3
+    times = []
+    for i in range(runs):
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "fsyncprobe", "verdict", *extra], capture_output=True,
+                              text=True, cwd=REPO, check=False)
+        dt = time.monotonic() - t0
+        times.append(dt)
+        print(f"verdict run {i + 1}: {dt:.2f} s wall, exit {proc.returncode}")
+        if proc.returncode not in (0, 1):
+            print(proc.stderr.strip())
+    med = statistics.median(times)
+    ok = max(times) < MAX_VERDICT_S
+    print(f"median {med:.2f} s, max {max(times):.2f} s: {'PASS' if ok else 'FAIL'} (target < {MAX_VERDICT_S:.0f} s)")
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the cases, print the tables and the targets."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", help="directory on the disk to measure (default: a fresh temp dir under "
+                        "/var/tmp, removed afterwards)")
+    parser.add_argument("--tmpfs-dir", default="/dev/shm", help="a tmpfs for the tmpfs case (default /dev/shm)")
+    parser.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma separated, from {','.join(ALL_CASES)}")
+    parser.add_argument("--pairs", type=int, help="A B pairs per case (default 5, --quick 2)")
+    parser.add_argument("--duration", type=float, help="seconds per time-bound run (default 5, --quick 1)")
+    parser.add_argument("--quick", action="store_true", help="2 pairs of 1 s runs")
+    parser.add_argument("--no-install", action="store_true", help="never apt-get install a missing peer")
+    parser.add_argument("--json", metavar="FILE", help="also write every sample to FILE")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--verdict", action="store_true", help="only time `fsyncprobe verdict` end to end")
+    parser.add_argument("--verdict-runs", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    if args.verdict:
+        return verdict_times(args.verdict_runs, [])
+
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = set(cases) - set(ALL_CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    plan = Plan(
+        pairs=args.pairs or (2 if args.quick else 5),
+        duration_s=args.duration or (1.0 if args.quick else 5.0),
+        warmup_s=0.2 if args.quick else 1.0,
+        pg_seconds=1 if args.quick else 2,
+        quick=args.quick,
+    )
+    have_fio, have_pg = ensure_peers("pg" in cases, not args.no_install)
+    if not have_fio:
+        print("fio is missing (Debian package fio) and could not be installed", file=sys.stderr)
+        return 3
+    if "pg" in cases and not have_pg:
+        print(f"skipping pg: {PG_TEST_FSYNC} missing (Debian package postgresql-15)", file=sys.stderr)
+        cases.remove("pg")
+
+    if args.dir is not None and not os.path.isdir(args.dir):
+        parser.error(f"--dir {args.dir}: not a directory")
+    made_dir = args.dir is None
+    directory = tempfile.mkdtemp(prefix="fsyncprobe-compare-", dir="/var/tmp") if made_dir else args.dir
+    tmp_dir = tempfile.mkdtemp(prefix="fsyncprobe-compare-", dir=args.tmpfs_dir) if "tmpfs" in cases else None
+    print(machine(directory))
+    if tmp_dir:
+        print(machine(tmp_dir).splitlines()[1])
+    print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
+          f"pg_test_fsync -s {plan.pg_seconds}; order fsyncprobe, peer, fsyncprobe, peer, ...")
+    all_series: list[Series] = []
+    steps: dict[str, Callable[[], list[Series]]] = {
+        "overwrite": lambda: overwrite_case("overwrite", directory, plan),
+        "append": lambda: append_case(directory, plan),
+        "pg": lambda: pg_case(directory, plan),
+        "tmpfs": lambda: overwrite_case("tmpfs", tmp_dir or "", plan),
+    }
+    try:
+        for c in cases:
+            all_series += steps[c]()
+    finally:
+        if made_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+        if tmp_dir:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    titles = {
+        "overwrite": "overwrite 4k + fdatasync, 16 MiB file  vs  fio --ioengine=sync --rw=write --overwrite=1 "
+                     "--fdatasync=1 --bs=4k --size=16m",
+        "append": "append 2300 B + fdatasync, 22 MiB  vs  fio --rw=write --ioengine=sync --fdatasync=1 "
+                  "--size=22m --bs=2300 (etcd)",
+        "tmpfs": f"tmpfs ({args.tmpfs_dir}): overwrite 4k + fdatasync (a no-op)  vs  the same fio job",
+    }
+    for s in all_series:
+        if not s.pairs:
+            print(f"\n== {s.name}: no pairs (the peer printed n/a)")
+            continue
+        title = titles.get(s.name) or (f"{s.name}: overwrite 8k at offset 0, --sync {PG_METHODS[s.name[3:]]}  "
+                                       f"vs  pg_test_fsync one 8kB write, {s.name[3:]}")
+        print(f"\n== {title}")
+        print(table(s))
+    on_ram = _fstype(directory) in ("tmpfs", "ramfs")
+    results = checks(all_series, on_ram)
+    if results:
+        print("\ntargets (issue 7):")
+        for text, ok in results:
+            print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"plan": asdict(plan), "series": [asdict(s) for s in all_series],
+                       "targets": [{"text": t, "ok": ok} for t, ok in results]}, f, indent=1)
+    return 1 if args.check and not all(ok for _, ok in results) else 0
+
+
+def _fstype(directory: str) -> str:
+    best = ("", "")
+    with open("/proc/mounts", encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            mnt = parts[1].replace("\\040", " ")
+            real = os.path.realpath(directory)
+            if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[0]):
+                best = (mnt, parts[2])
+    return best[1]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

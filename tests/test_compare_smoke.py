@@ -1,0 +1,55 @@
+"""bench/compare.py --quick really runs both tools and prints their ratios (issue 7).
+
+Everything on a tmpfs the test mounts, so it takes seconds whatever the disk does; the figures
+themselves are not asserted against targets here (that is the script's job on a real disk),
+only that both tools produced numbers the script could pair up. pg_test_fsync is left out
+(CI does not install postgresql-15); fio is installed by tools/test.sh.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import requires_root
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@requires_root
+def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
+    if shutil.which("fio") is None:
+        pytest.fail("fio is missing: tools/test.sh installs it (Debian package fio)")
+    mnt = ramfs
+    out = tmp_path / "compare.json"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "bench/compare.py", "--quick", "--no-install", "--dir", str(mnt),
+         "--tmpfs-dir", str(mnt), "--cases", "overwrite,append,tmpfs", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    wall_s = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in mnt.iterdir()) == [], "compare.py left files behind"
+    assert wall_s < 60, f"--quick took {wall_s:.0f} s"
+    data = json.loads(out.read_text())
+    names = [s["name"] for s in data["series"]]
+    assert names == ["overwrite", "append", "tmpfs"]
+    for s in data["series"]:
+        assert len(s["pairs"]) == 2
+        for a, b in s["pairs"]:
+            assert a["ops_per_s"] > 0 and b["ops_per_s"] > 0
+            assert 0 < a["latency_ns"]["p50"] <= a["latency_ns"]["p99"]
+            assert b["latency_ns"]["p50"] > 0
+    # the tables: one row per pair and a median row per case, each with a ratio
+    medians = [line for line in proc.stdout.splitlines() if line.lstrip().startswith("median")]
+    assert len(medians) == 3
+    assert all(float(line.split()[3]) > 0 for line in medians)
+    # tmpfs is not a disk: only the tmpfs loop-overhead target applies
+    assert [t["text"].split(":")[0] for t in data["targets"]] == ["tmpfs"]
