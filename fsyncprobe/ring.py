@@ -59,10 +59,17 @@ BOOTSTRAP_ROUNDS = 200
 """Bootstrap resamples for the confidence interval (seeded: `ModelParams.seed`)."""
 CI_LEVEL = 0.90
 """Two-sided confidence level of every interval reported."""
-XI_MAX_DEFAULT = 0.5
-"""Default upper clamp of the fitted tail shape: heavier tails (infinite variance) cannot be told
-apart from a mixture of a fast bulk and a few spikes with a few hundred exceedances, and would make
-any extrapolation to seconds meaningless (`ModelParams.tail_shape_max`)."""
+XI_MAX_DEFAULT = 0.0
+"""Default upper clamp of the fitted tail shape: 0, an exponential tail. Scheduling lateness is
+microseconds in bulk; a heavy-tailed fit to its top 1 % extrapolated over three orders of
+magnitude to a stall tolerance of seconds says more about the fit than about the machine (an idle
+VM came out at thousands of false changes a year). So the default is the light tail, stated as an
+assumption, and a warning gives the heavy-tail figure whenever the data's own shape estimate is
+clearly positive (`ModelParams.tail_shape_max` / `--tail-shape-max` to use it)."""
+XI_ESTIMATE_MAX = 0.9
+"""Clamp of the reported (unused by default) shape estimate."""
+HEAVY_TAIL_WARN = 0.1
+"""Shape estimate above which the heavy-tail warning is given."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +302,7 @@ class StallRate:
         self.excess = [v - u for v in top]
         self.fitted = len(self.excess) >= TAIL_MIN_EXCEEDANCES and sum(self.excess) > 0
         self.xi, self.sigma = _gpd_fit(self.excess, xi_max) if self.fitted else (0.0, 0.0)
+        self.xi_estimate = _gpd_fit(self.excess, XI_ESTIMATE_MAX)[0] if self.fitted else 0.0
         h = Histogram.from_sparse(hist.buckets, total_sum=hist.sum_ns, min_value=hist.min_ns, max_value=hist.max_ns)
         self.max_ns = pairs[0][0] if pairs else 0.0
         self.p999_ns = h.percentile(99.9) * scale
@@ -309,6 +317,14 @@ class StallRate:
         if not self.fitted:
             return 0.0
         return len(self.excess) / self.measured_s * _survival(max(x_ns - self.u, 0.0), self.xi, self.sigma)
+
+    def rate_with_shape(self, x_ns: float, xi: float) -> float:
+        """`rate(x)` had the tail shape been `xi` (scale from the mean excess, as in the fit)."""
+        if not self.fitted:
+            return self.rate(x_ns)
+        mean = sum(self.excess) / len(self.excess)
+        tail = len(self.excess) / self.measured_s * _survival(max(x_ns - self.u, 0.0), xi, mean * (1 - xi))
+        return max(self.count_above(x_ns) / self.measured_s, tail)
 
     def rate(self, x_ns: float) -> float:
         """Events per second longer than x: the larger of the measured rate and the fitted tail.
@@ -348,6 +364,7 @@ class StallRate:
             source=self.source, samples=self.total, measured_s=self.measured_s, max_ms=self.max_ns / 1e6,
             p999_ms=self.p999_ns / 1e6, mean_ms=self.mean_ns / 1e6, threshold_ms=self.u / 1e6,
             exceedances=len(self.excess), shape_xi=self.xi, scale_ms=self.sigma / 1e6, fitted=self.fitted,
+            shape_xi_estimate=self.xi_estimate,
         )
 
 
@@ -493,7 +510,8 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     coeff_ms = float(_coefficient(params))
     setting = None
     if min_token is not None:
-        setting = float(max(min_token - (n - 2) * coeff_ms if n > 2 else min_token, 1))
+        # corosync refuses a token under MINIMUM_TIMEOUT = 3 x 1000/HZ = 30 ms (totemconfig.c).
+        setting = float(max(min_token - (n - 2) * coeff_ms if n > 2 else min_token, 3 * corosync.HZ_TICK_MS))
 
     ha = _ha_ceiling(params, timers, nodes)
     configured_token = float(params.token_ms if params.token_ms is not None else corosync.TOKEN_MS_DEFAULT)
@@ -520,6 +538,14 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     if any(nm.extrapolated for nm in node_models if not nm.assumed):
         warnings.append(f"no measured stall reached the stall tolerance ({tol_ms:.0f} ms): the rate is extrapolated "
                         "from the fitted tail (see the interval)")
+    for r in rates:
+        for part in r.parts:
+            if part.fitted and part.xi_estimate > max(HEAVY_TAIL_WARN, params.tail_shape_max):
+                heavy = part.rate_with_shape(x_ns, part.xi_estimate) * SECONDS_PER_YEAR
+                warnings.append(
+                    f"{r.hostname}: the largest {part.source} suggest a heavier tail than assumed (shape "
+                    f"{part.xi_estimate:.2f}); with it this node alone would cause {heavy:.3g} false membership "
+                    f"changes per year (--tail-shape-max {part.xi_estimate:.2f})")
     if len(nodes) == 1 and n > 1:
         warnings.append(f"one node measured: all {n} ring members assumed like {nodes[0].hostname}, independent")
     elif len(nodes) > 1:
@@ -653,7 +679,8 @@ def _assumptions(params: ModelParams, t: corosync.TotemTimers, n: int, measured:
         Assumption("coupling", "measured scheduling stalls" if params.coupling is None else f"{params.coupling:g}",
                    "", stalls),
         Assumption("node independence", "yes", "", "stalls of different nodes assumed independent"),
-        Assumption("tail model", f"generalised Pareto over the top {TAIL_MAX_EXCEEDANCES} or 1 % of samples", "",
+        Assumption("tail model", f"generalised Pareto over the top {TAIL_MAX_EXCEEDANCES} or 1 % of samples"
+                   + (" (exponential)" if params.tail_shape_max == 0 else ""), "",
                    "probability-weighted moments (Hosking & Wallis 1987), "
                    f"shape clamped to [0, {params.tail_shape_max:g}]"),
         Assumption("target", f"{params.target_years_per_false_loss:g}", "years per false loss", "per cluster"),

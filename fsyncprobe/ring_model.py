@@ -56,11 +56,13 @@ class TailFit:
     exceedances: int
     """Samples above the threshold."""
     shape_xi: float
-    """Generalised Pareto shape (0 = exponential tail; clamped to [0, tail_shape_max])."""
+    """Generalised Pareto shape used (0 = exponential tail; clamped to [0, tail_shape_max])."""
     scale_ms: float
     """Generalised Pareto scale."""
     fitted: bool
     """False when too few samples for a fit (empirical rate only)."""
+    shape_xi_estimate: float = 0.0
+    """The data's own shape estimate (clamped to [0, 0.9]); used only when `tail_shape_max` allows."""
 
 
 @dataclass(frozen=True)

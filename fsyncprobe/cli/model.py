@@ -78,13 +78,16 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
 @click.option("--target-years", type=click.FloatRange(min=0.001, max=1e9, min_open=False), default=10.0,
               show_default=True, help="Acceptable: one false membership change per this many years per cluster.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap interval.")
+@click.option("--tail-shape-max", type=click.FloatRange(min=0, max=0.9), default=None, metavar="XI",
+              help="Largest generalised Pareto shape the stall tail may take (default 0: an exponential tail).")
 @output_options((OutputFormat.TABLE, OutputFormat.JSON, OutputFormat.MARKDOWN))
 @handle_errors
 def model(
     from_reports: tuple[str, ...], latency_ms: tuple[str, ...], nodes: int | None, token_ms: float | None,
     token_coefficient_ms: float | None, conf_path: str | None, no_corosync_conf: bool,
     network_latency_ms: float | None, jitter_ms: float | None, coupling: float | None, target_years: float,
-    seed: int, fmt: str | None, as_json: bool, output: str, quiet: bool, no_progress: bool,
+    seed: int, tail_shape_max: float | None, fmt: str | None, as_json: bool, output: str, quiet: bool,
+    no_progress: bool,
 ) -> None:
     """Token-ring model: stall tolerance, false-loss rate, safe token, max cluster size, HA ceiling.
 
@@ -120,7 +123,7 @@ def model(
     params = ring.params_from_settings(
         settings, nodes=n, token_ms=token_ms, token_coefficient_ms=token_coefficient_ms,
         network_latency_ms=network_latency_ms, jitter_ms=jitter_ms, coupling=coupling,
-        target_years_per_false_loss=target_years, seed=seed,
+        target_years_per_false_loss=target_years, seed=seed, tail_shape_max=tail_shape_max,
     )
     result = ring.run_model(dists, params)
     report = new_report("model", None, model=result, warnings=tuple(run_warnings))
