@@ -14,6 +14,7 @@ APT_PACKAGES=(
   fio                           # independent reference measurements
   corosync iproute2             # a real Corosync ring in network namespaces (ip netns, tc netem)
   procps kmod
+  prometheus-node-exporter      # the real textfile-collector parser for --format prometheus
 )
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,198 @@
+"""`--format prometheus`: the Prometheus text exposition format, for node_exporter's textfile collector.
+
+Write the output to `<textfile dir>/fsyncprobe.prom` (node_exporter `--collector.textfile.directory`,
+default `/var/lib/prometheus/node-exporter` on Debian); `--output` writes atomically (temp file +
+rename), which is what the collector's documentation asks for, so a scrape never sees half a file.
+
+The rules this follows, and why (Prometheus docs, "Exposition formats", and node_exporter
+`collector/textfile.go`, which parses with the Go `expfmt` text parser and then registers
+everything in one registry):
+- every family has one `# HELP` and one `# TYPE` line and its samples are contiguous;
+- every sample of a family has the same label names (client_golang refuses a family with
+  inconsistent label dimensions) and no two samples share name and labels (duplicates are refused);
+- no sample timestamps (the textfile collector rejects them); the report's time is a gauge;
+- label values escape `\\`, `"` and newlines; HELP text escapes `\\` and newlines;
+- seconds and base units in names (`_seconds`, `_per_second`), as the naming guide asks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Iterable
+
+from fsyncprobe.report import BenchResult, Report
+
+_LEVEL = {"pass": 0, "warn": 1, "fail": 2}
+Labels = tuple[tuple[str, str], ...]
+
+
+def escape_label(value: str) -> str:
+    """A label value as the text format wants it."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _num(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if float(v).is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(float(v))
+
+
+class _Families:
+    """Collects samples per family, keeping label names consistent and samples unique."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.meta: dict[str, tuple[str, str]] = {}
+        self.samples: dict[str, list[tuple[str, Labels, float]]] = {}
+        self.seen: set[tuple[str, Labels]] = set()
+
+    def add(self, family: str, kind: str, help_text: str, value: float | None, labels: Labels = (),
+            suffix: str = "") -> None:
+        if value is None:
+            return
+        if family not in self.meta:
+            self.order.append(family)
+            self.meta[family] = (kind, help_text)
+            self.samples[family] = []
+        key = (family + suffix, labels)
+        if key in self.seen:  # a second sample with the same labels would make the collector refuse the file
+            return
+        self.seen.add(key)
+        self.samples[family].append((family + suffix, labels, float(value)))
+
+    def text(self) -> str:
+        out: list[str] = []
+        for fam in self.order:
+            kind, help_text = self.meta[fam]
+            out.append(f"# HELP {fam} {_escape_help(help_text)}")
+            out.append(f"# TYPE {fam} {kind}")
+            for name, labels, value in self.samples[fam]:
+                lab = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels)
+                out.append(f"{name}{{{lab}}} {_num(value)}" if lab else f"{name} {_num(value)}")
+        return "\n".join(out) + "\n"
+
+
+def _bench_labels(b: BenchResult) -> Labels:
+    return (("workload", b.params.workload.value), ("sync", b.params.sync.value), ("path", b.params.path),
+            ("fstype", b.fstype))
+
+
+def _timestamp(created_utc: str) -> float | None:
+    try:
+        return datetime.datetime.fromisoformat(created_utc).timestamp()
+    except ValueError:
+        return None
+
+
+def render(report: Report) -> str:
+    """The report as node_exporter textfile collector metrics."""
+    f = _Families()
+    host = report.hostname
+    profile = report.verdict.profile if report.verdict is not None else ""
+    f.add("fsyncprobe_info", "gauge", "Which fsyncprobe report these metrics come from (always 1).", 1,
+          (("command", report.command), ("version", report.tool_version), ("hostname", host),
+           ("path", report.path or ""), ("profile", profile)))
+    f.add("fsyncprobe_report_timestamp_seconds", "gauge", "When the report was made, seconds since the Unix epoch.",
+          _timestamp(report.created_utc))
+    f.add("fsyncprobe_schema_version", "gauge", "Version of the report format.", report.schema_version)
+
+    v = report.verdict
+    if v is not None:
+        f.add("fsyncprobe_verdict_level", "gauge", "Verdict: 0 PASS, 1 WARN, 2 FAIL.", _LEVEL[v.level.value])
+        for lv in ("pass", "warn", "fail"):
+            f.add("fsyncprobe_verdict", "gauge", "1 for the verdict's level, 0 for the others.",
+                  1 if v.level.value == lv else 0, (("level", lv),))
+        f.add("fsyncprobe_verdict_strict", "gauge", "1 when --strict was given (WARN exits 1).", int(v.strict))
+        for lv in ("pass", "warn", "fail"):
+            f.add("fsyncprobe_findings", "gauge", "Number of findings at each level.",
+                  sum(1 for x in v.findings if x.level.value == lv), (("level", lv),))
+        # Findings sorted worst first: the first sample of a (rule, node) pair is its worst.
+        for x in v.findings:
+            labels = (("rule", x.rule), ("node", x.node or host))
+            f.add("fsyncprobe_finding_level", "gauge", "Each rule's level: 0 PASS, 1 WARN, 2 FAIL.",
+                  _LEVEL[x.level.value], labels)
+        for x in v.findings:
+            if x.value is not None:
+                f.add("fsyncprobe_finding_value", "gauge",
+                      "The value each rule measured, in the unit of the `unit` label.", x.value,
+                      (("rule", x.rule), ("node", x.node or host), ("unit", x.unit or "")))
+        for n in v.nodes:
+            f.add("fsyncprobe_node_verdict_level", "gauge", "Each node's own level in a cluster verdict.",
+                  _LEVEL[n.level.value], (("node", n.hostname),))
+        if v.bottleneck_node is not None:
+            f.add("fsyncprobe_bottleneck_node", "gauge", "The node that holds the ring back (always 1).", 1,
+                  (("node", v.bottleneck_node),))
+
+    for b in report.benches:
+        lab = _bench_labels(b)
+        f.add("fsyncprobe_sync_ops_per_second", "gauge", "Sync-write operations per second.", b.ops_per_s, lab)
+    for b in report.benches:
+        lab = _bench_labels(b)
+        for q, ns in (("0.5", b.latency.p50_ns), ("0.9", b.latency.p90_ns), ("0.99", b.latency.p99_ns),
+                      ("0.999", b.latency.p999_ns)):
+            f.add("fsyncprobe_sync_latency_seconds", "summary", "Latency of one sync-write operation.", ns / 1e9,
+                  (*lab, ("quantile", q)))
+        f.add("fsyncprobe_sync_latency_seconds", "summary", "", b.latency.mean_ns * b.latency.count / 1e9, lab,
+              suffix="_sum")
+        f.add("fsyncprobe_sync_latency_seconds", "summary", "", b.latency.count, lab, suffix="_count")
+    for b in report.benches:
+        f.add("fsyncprobe_sync_latency_max_seconds", "gauge", "Slowest sync-write operation.",
+              b.latency.max_ns / 1e9, _bench_labels(b))
+    for b in report.benches:
+        f.add("fsyncprobe_sync_stalls", "gauge", "Operations slower than the stall threshold.", b.stalls.count,
+              _bench_labels(b))
+    for b in report.benches:
+        f.add("fsyncprobe_partial", "gauge", "1 when the run was cut short.", int(b.partial), _bench_labels(b))
+    for b in report.benches:
+        for w in b.device_writes:
+            f.add("fsyncprobe_device_write_requests", "gauge",
+                  "Write requests the block device completed during the run.", w.write_ops,
+                  (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+    for b in report.benches:
+        sp = b.sched_probe
+        if sp is not None:
+            for q, ns in (("0.99", sp.lateness.p99_ns), ("1", sp.lateness.max_ns)):
+                f.add("fsyncprobe_sched_lateness_seconds", "gauge",
+                      "How late a real-time sleeper woke beside the workload (quantile 1 = max).", ns / 1e9,
+                      (*_bench_labels(b), ("quantile", q)))
+
+    d = report.device
+    if d is not None:
+        f.add("fsyncprobe_device_class_info", "gauge", "Class of the device holding the path (always 1).", 1,
+              (("path", d.path), ("class", d.device_class.value), ("confidence", d.confidence.value),
+               ("fstype", d.mount.fstype)))
+
+    m = report.model
+    if m is not None:
+        g = [
+            ("fsyncprobe_model_nodes", "Nodes in the modelled ring.", m.nodes),
+            ("fsyncprobe_model_effective_token_seconds", "Effective totem token T.", m.effective_token_ms / 1e3),
+            ("fsyncprobe_model_stall_tolerance_seconds", "Shortest corosync stall that re-forms the ring.",
+             m.stall_tolerance_ms / 1e3),
+            ("fsyncprobe_model_false_losses_per_year", "Expected false membership changes per year.",
+             m.false_losses_per_year),
+            ("fsyncprobe_model_min_safe_token_seconds", "Smallest effective token that meets the target.",
+             None if m.min_safe_token_ms is None else m.min_safe_token_ms / 1e3),
+            ("fsyncprobe_model_max_safe_nodes", "Largest safe ring size.", m.max_safe_nodes),
+            ("fsyncprobe_model_ha_headroom_seconds", "HA budget headroom under the watchdog (negative: may fence).",
+             m.ha_ceiling.headroom_ms / 1e3),
+        ]
+        for name, help_text, value in g:
+            f.add(name, "gauge", help_text, value)
+    return f.text()
+
+
+def families(text: str) -> Iterable[str]:
+    """Names of the families in rendered text (for tests and docs)."""
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            yield line.split()[2]
