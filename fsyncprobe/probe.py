@@ -18,6 +18,7 @@ import itertools
 import os
 import shutil
 import signal
+import sqlite3
 import stat
 import sys
 import tempfile
@@ -153,7 +154,25 @@ def _signals_ignored() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old_term)
 
 
-def _as_measure_error(exc: OSError, where: str) -> MeasureError:
+# SQLite reports an OS failure as its own result code (sqlite.org/rescode.html), never as an
+# OSError: SQLITE_FULL for ENOSPC, SQLITE_IOERR_* for a failed read, write or fsync,
+# SQLITE_READONLY* and SQLITE_CANTOPEN. Without this the sqlite workload met a full or failing
+# disk with a traceback (tests/test_faults_midrun.py).
+_SQLITE_ERRNO = (
+    ("SQLITE_FULL", errno.ENOSPC),
+    ("SQLITE_IOERR", errno.EIO),
+    ("SQLITE_READONLY", errno.EROFS),
+    ("SQLITE_CANTOPEN", errno.ENOENT),
+    ("SQLITE_PERM", errno.EPERM),
+)
+
+
+def _as_measure_error(exc: OSError | sqlite3.Error, where: str) -> MeasureError:
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        code = next((e for prefix, e in _SQLITE_ERRNO if name.startswith(prefix)), 0)
+        plain = _as_measure_error(OSError(code, str(exc)), where) if code else MeasureError(f"{where}: {exc}")
+        return MeasureError(f"{plain} (SQLite: {name or exc})")
     reason = {
         errno.ENOSPC: "no space left on the filesystem",
         errno.EDQUOT: "disk quota exceeded",
@@ -375,6 +394,7 @@ def run_bench(
     devices = devstats.devices_for(real, mount)
 
     tmpdir: str | None = None
+    parent_fd: int | None = None
     prepared: workloads.Prepared | None = None
     loop = _Loop(params.stall_threshold_ns)
     warmup_ops = 0
@@ -387,6 +407,7 @@ def run_bench(
         with _signals_raise():
             try:
                 try:
+                    parent_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                     tmpdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=real)
                     prepared = workloads.prepare(
                         params.workload, tmpdir, params.sync, params.block_size_bytes, params.file_size_bytes
@@ -405,7 +426,7 @@ def run_bench(
                     )
                 except KeyboardInterrupt:
                     raise Interrupted(signal.SIGINT) from None
-            except (Interrupted, OSError) as exc:
+            except (Interrupted, OSError, sqlite3.Error) as exc:
                 err = exc if isinstance(exc, Interrupted) else _as_measure_error(exc, params.path)
                 partial = None
                 if started:
@@ -430,9 +451,31 @@ def run_bench(
             if prepared is not None:
                 prepared.close()
             if tmpdir is not None:
-                shutil.rmtree(tmpdir, ignore_errors=True)
-                if os.path.lexists(tmpdir):
-                    _name_leftover(tmpdir)
+                _remove_tempdir(tmpdir, parent_fd)
+            if parent_fd is not None:
+                os.close(parent_fd)
+
+
+def _remove_tempdir(tmpdir: str, parent_fd: int | None) -> None:
+    """Remove our temp dir through an fd of the directory holding it: when the user's directory is
+    renamed or moved while we run, the path is stale but the fd still finds it (openat(2)); the
+    fd-based rmtree never follows a symlink (shutil.rmtree.avoids_symlink_attacks)."""
+    if parent_fd is None:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        if os.path.lexists(tmpdir):
+            _name_leftover(tmpdir)
+        return
+    name = os.path.basename(tmpdir)
+    shutil.rmtree(name, dir_fd=parent_fd, ignore_errors=True)
+    try:
+        os.lstat(name, dir_fd=parent_fd)
+    except OSError:
+        return  # gone (or its directory was deleted with it)
+    try:  # where it is now, if the directory moved
+        tmpdir = os.path.join(os.readlink(f"/proc/self/fd/{parent_fd}"), name)
+    except OSError:
+        pass
+    _name_leftover(tmpdir)
 
 
 def _name_leftover(tmpdir: str) -> None:

@@ -1,0 +1,113 @@
+"""Mid-run faults the other fault tests leave out: the sqlite workload on a failing disk, and
+the measured directory moved away while the tool works in it (issue 6).
+
+Each case runs the real CLI in a subprocess: exit 3, one `fsyncprobe: error:` line and no
+traceback, the cut-short run's JSON marked `partial: true`, and every pre-existing file unchanged.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests import faultkit, realfs
+from tests.conftest import requires_root
+
+REPO = Path(__file__).resolve().parent.parent
+QUICK = ("--warmup", "0", "--no-sched-probe", "--no-progress")
+
+# fs/ext4/ext4.h: EXT4_IOC_SHUTDOWN = _IOR('X', 125, __u32), the "godown" ioctl xfstests use to
+# make a filesystem fail every later operation with EIO, as a dead disk would;
+# EXT4_GOING_FLAGS_NOLOGFLUSH = 2 stops without flushing the journal. (device-mapper's error
+# target is not available: this kernel has no dm driver.)
+EXT4_IOC_SHUTDOWN = 0x8004587D
+EXT4_GOING_FLAGS_NOLOGFLUSH = 2
+
+
+def start_bench(target: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fsyncprobe", "bench", str(target), "--json", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+
+
+def wait_for_tool_dir(target: Path, proc: subprocess.Popen[str], timeout: float = 20) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [n for n in realfs.leftovers(target) if n.startswith("fsyncprobe-")]
+        if left:
+            time.sleep(0.5)  # past preparing: measuring
+            return target / left[0]
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    raise AssertionError("the tool never made its temp dir")
+
+
+def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    out, err = proc.communicate(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def partial_bench(done: subprocess.CompletedProcess[str], reason: str) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(done.stdout)
+    bench: dict[str, Any] = report["benches"][0]
+    assert bench["partial"] is True, bench
+    assert reason in bench["partial_reason"], bench["partial_reason"]
+    assert bench["ops"] > 0 and bench["latency"]["count"] == bench["ops"]
+    return bench
+
+
+@requires_root
+def test_sqlite_workload_on_a_disk_that_fails_is_an_io_error_not_a_traceback(ext4: realfs.LoopFs) -> None:
+    # SQLite reports the failed write or fsync as sqlite3.OperationalError ("disk I/O error",
+    # SQLITE_IOERR_*), not as an OSError: it must still end as one line, exit 3.
+    fs = ext4.mountpoint
+    faultkit.plant(fs)
+    os.sync()  # the planted files are on disk before the disk "dies"
+    before = faultkit.tree_digest(fs)
+    proc = start_bench(fs, "-w", "sqlite", "-d", "20s", *QUICK)
+    wait_for_tool_dir(fs, proc)
+    fd = os.open(fs, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, EXT4_IOC_SHUTDOWN, struct.pack("I", EXT4_GOING_FLAGS_NOLOGFLUSH))
+    finally:
+        os.close(fd)
+    done = finish(proc)
+    line = faultkit.one_line_error(done, 3, str(fs), "I/O error", "SQLite: SQLITE_IOERR")
+    partial_bench(done, "I/O error")
+    # Remount (journal replay) and look: what the dead filesystem kept the tool from removing
+    # is named in the error line; everything that was there before is unchanged.
+    realfs.run("umount", str(fs))
+    realfs.run("mount", ext4.device, str(fs))
+    left = realfs.leftovers(fs)
+    for name in left:
+        assert str(fs / name) in line and "could not be removed" in line, (left, line)
+        shutil.rmtree(fs / name)
+    assert faultkit.tree_digest(fs) == before
+
+
+def test_measured_directory_moved_away_mid_run_keeps_nothing_of_ours(tmp_path: Path) -> None:
+    # The operator (or a cleanup job) renames the directory while the tool measures in it: the
+    # next open by path fails (ENOENT). The temp dir travelled with the directory; the tool
+    # removes it through its fd of the directory (openat(2)), so nothing is left there.
+    target = tmp_path / "target"
+    target.mkdir()
+    faultkit.plant(target)
+    before = faultkit.tree_digest(target)
+    proc = start_bench(target, "-w", "pveperf", "-d", "20s", *QUICK)
+    wait_for_tool_dir(target, proc)
+    moved = tmp_path / "moved"
+    target.rename(moved)
+    done = finish(proc)
+    faultkit.one_line_error(done, 3, str(target), "disappeared while measuring")
+    partial_bench(done, "disappeared")
+    assert not target.exists()  # nothing recreated at the old path
+    faultkit.assert_untouched(moved, before)
