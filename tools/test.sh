@@ -15,6 +15,7 @@ APT_PACKAGES=(
   corosync iproute2             # a real Corosync ring in network namespaces (ip netns, tc netem)
   procps kmod
   prometheus-node-exporter      # the real textfile-collector parser for --format prometheus
+  ansible-core                  # contrib/ansible/collect.yml, run against localhost
 )
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
@@ -22,6 +23,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
   # corosync's package starts a service on install where systemd runs; our tests start their own.
   if command -v systemctl >/dev/null 2>&1; then systemctl stop corosync >/dev/null 2>&1 || true; fi
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus-node-exporter >/dev/null 2>&1 || true; fi
 fi
 
 "$PYTHON" -m pip install -q --root-user-action=ignore -e '.[test]'
