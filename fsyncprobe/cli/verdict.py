@@ -111,7 +111,7 @@ def finish(report: Report, out_format: str, output: str, quiet: bool) -> None:
               metavar="NAME|FILE", help=f"Workloads and thresholds ({', '.join(profiles.available())}, "
                                          "or a .toml file).")
 @click.option("--duration", "-d", callback=duration_option(1_000_000, 86_400 * 10**9), default=None, metavar="TIME",
-              help="Measured time of each workload (default: the profile's, 4 s each for pmxcfs).")
+              help="Measured time of each workload (default: the profile's, 3.5 s each for pmxcfs).")
 @click.option("--warmup", callback=duration_option(0, 3_600 * 10**9), default=None, metavar="TIME",
               help="Uncounted warm-up of each workload (default: the profile's).")
 @click.option("--sched-probe/--no-sched-probe", default=True, show_default=True,
