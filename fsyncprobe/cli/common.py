@@ -6,9 +6,11 @@ This is the only place that decides how a report reaches the user; commands call
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, TypeVar
@@ -205,5 +207,45 @@ def handle_errors(fn: F) -> F:
             where = f" {exc.filename}" if exc.filename else ""
             click.echo(f"fsyncprobe: error:{where}: {exc.strerror or exc}", err=True)
             sys.exit(int(ExitCode.CANNOT_MEASURE))
+        except (RecursionError, ValueError) as exc:
+            # A backstop for input files: a loader that lets through what the JSON or TOML
+            # parser itself raises on a pathological file (nesting deeper than the recursion
+            # limit, an integer over 4,300 digits: sys.set_int_max_str_digits) is still a bad
+            # input file, exit 2; anything else of these types is a bug and keeps its traceback.
+            if not _raised_by_parser(exc):
+                raise
+            what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+            files = _input_files(kwargs)
+            which = f" ({files[0]})" if len(files) == 1 else ""
+            click.echo(
+                f"fsyncprobe: error: an input file{which} is not a readable report, snapshot or profile: {what}",
+                err=True,
+            )
+            sys.exit(int(ExitCode.USAGE))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _input_files(kwargs: dict[str, Any]) -> list[str]:
+    """The command's arguments that name existing regular files (the candidates for a bad input)."""
+    out: list[str] = []
+    for key, value in kwargs.items():
+        if key == "output":
+            continue
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, str) and v and os.path.isfile(v):
+                out.append(v)
+    return out
+
+
+_PARSER_DIRS = tuple(os.path.dirname(m.__file__ or "") + os.sep for m in (json, tomllib))
+
+
+def _raised_by_parser(exc: BaseException) -> bool:
+    """Whether the innermost Python frame of `exc` is in the json or tomllib package."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and last.startswith(_PARSER_DIRS)
