@@ -167,3 +167,23 @@ def test_cli_writes_prometheus_atomically_to_the_textfile_dir(exporter: Exporter
     assert "node_textfile_scrape_error 0" in scraped
     assert "fsyncprobe_verdict_level" in scraped
     assert os.path.getsize(target) > 0
+
+
+def test_cluster_metrics_name_every_node(exporter: Exporter, verdict_report: Report, tmp_path: Path) -> None:
+    from fsyncprobe.serialize import to_jsonable
+
+    files = []
+    for host in ("pve1", "pve2"):
+        p = tmp_path / f"{host}.json"
+        p.write_text(json.dumps(to_jsonable(dataclasses.replace(verdict_report, hostname=host))))
+        files.append(str(p))
+    proc = fsyncprobe("cluster", *files, "--no-corosync-conf", "--format", "prometheus",
+                      "--output", str(exporter.dir / "cluster.prom"))
+    assert proc.returncode in (0, 1), proc.stderr
+    scraped = exporter.scrape()
+    assert "node_textfile_scrape_error 0" in scraped
+    nodes = _samples(scraped, "fsyncprobe_node_verdict_level")
+    assert sorted(re.search(r'node="([^"]+)"', k).group(1) for k in nodes) == ["pve1", "pve2"]  # type: ignore[union-attr]
+    assert len(_samples(scraped, "fsyncprobe_bottleneck_node")) == 1
+    levels = _samples(scraped, "fsyncprobe_finding_level")
+    assert any('node="pve1"' in k for k in levels) and any('node="pve2"' in k for k in levels)
