@@ -16,7 +16,8 @@ What the model says, step by step:
    down, and its traffic (the token included) is dropped until `knet_pong_count` pongs bring the
    link back (libknet `libknet/threads_heartbeat.c`). The knet clock is half the token by
    default (ping_timeout = T / pong_count, pong_count = 2), so it is the one that bites: on our
-   3-node test ring (T = 1650 ms) stalls from about 700 ms on re-formed the membership.
+   3-node test ring (T = 1650 ms) a stall of about 600-650 ms re-formed the membership half the
+   time.
 3. Rotation: R(N) = sum over nodes of (one-way latency + jitter + typical scheduling delay) + hold
    (the representative holds an idle token for `hold`, conf(5) `hold`).
 4. Stall rate: how often one node's corosync is silent longer than x. Measured: the scheduling
@@ -161,7 +162,9 @@ def rotation_ms(timers: corosync.TotemTimers, params: ModelParams, sched_delay_m
 
 KNET_THREADS_TIMER_RES_MS = 200
 """libknet's heartbeat thread wakes every `threads_timer_res` (libknet.h `KNET_THREADS_TIMER_RES`
-200000 us; corosync 3.1 does not change it) and only then checks pong timeouts."""
+200000 us; corosync 3.1 does not change it): pings leave and pong timeouts are checked only then.
+The two effects shift the link-down stall in opposite directions and the model leaves both out
+(see `stall_bounds`)."""
 KNET_PONG_TIMEOUT_LAT_MUL = 2
 """libknet adds twice the measured link latency to the pong timeout (links.h
 `KNET_LINK_PONG_TIMEOUT_LAT_MUL`, threads_heartbeat.c `_adjust_pong_timeouts`)."""
@@ -175,18 +178,20 @@ def stall_bounds(timers: corosync.TotemTimers, rotation: float, link_rtt_ms: flo
     stops holds the token up for its stall; the node after it last saw the token up to one
     rotation earlier, so the stall that expires its timer is T - R.
 
-    knet link: every node pings every peer every `knet_ping_interval` and, on its heartbeat tick
-    (every 200 ms), declares a link down when the last pong is older than `knet_ping_timeout`
-    plus twice the link latency (libknet threads_heartbeat.c `_handle_check_each`,
-    `_adjust_pong_timeouts`). When the stall begins the last pong is on average half a ping
-    interval old, and the tick that notices comes on average half a tick late, so the median
-    stall that takes the link to the stalled node down is
-    `knet_ping_timeout + 2 x latency - knet_ping_interval / 2 + 100 ms`. A down link carries no
-    data (the token included) until `knet_pong_count` + 1 pongs came back, at least two ping
-    intervals (T/2 by default) after the node resumes, so with the stall itself the token
-    timer runs out: a new membership. After a link went down libknet multiplies its timeout by
-    10, one step less each second (`KNET_LINK_PONG_TIMEOUT_BACKOFF`): the bound is for a ring
-    that has been quiet for 10 s.
+    knet link: every node pings every peer every `knet_ping_interval` and declares a link down
+    when the last pong is older than `knet_ping_timeout` plus twice the link latency (libknet
+    threads_heartbeat.c `_handle_check_each`, `_adjust_pong_timeouts`). When the stall begins
+    the last pong is on average half a ping interval old, so the median stall that takes the link
+    to the stalled node down is `knet_ping_timeout + 2 x latency - knet_ping_interval / 2`
+    (3T/8 with the defaults). Both happen on the heartbeat thread's 200 ms tick: pings leave only
+    on a tick (so they are further apart than the interval: the median comes earlier) and the
+    timeout is noticed only on a tick (later); on our test ring the two cancelled (measured
+    medians 582-662 ms against 619 ms at T = 1650, 1355 ms against 1369 ms at T = 3650), so the
+    model leaves both out. A down link carries no data (the token included) until
+    `knet_pong_count` + 1 pongs came back, at least two ping intervals (T/2 by default) after the
+    node resumes, so with the stall itself the token timer runs out: a new membership. After a
+    link went down libknet multiplies its timeout by 10, one step less each second
+    (`KNET_LINK_PONG_TIMEOUT_BACKOFF`): the bound is for a ring that has been quiet for 10 s.
 
     fail_recv_const: rotations without receiving expected messages (totemsrp.c); minutes at any
     real rotation, listed for completeness.
@@ -204,14 +209,13 @@ def stall_bounds(timers: corosync.TotemTimers, rotation: float, link_rtt_ms: flo
     ]
     if timers.knet_ping_timeout_ms is not None and timers.knet_ping_interval_ms is not None:
         knet = (timers.knet_ping_timeout_ms + KNET_PONG_TIMEOUT_LAT_MUL * link_rtt_ms
-                - timers.knet_ping_interval_ms / 2 + KNET_THREADS_TIMER_RES_MS / 2)
+                - timers.knet_ping_interval_ms / 2)
         out.append(TimerBound(
             "knet link", max(min(knet, timers.token_ms - rotation), 0.0),
-            f"knet_ping_timeout + 2 x latency - knet_ping_interval / 2 + heartbeat tick / 2 = "
-            f"{timers.knet_ping_timeout_ms} + {KNET_PONG_TIMEOUT_LAT_MUL * link_rtt_ms:g} - "
-            f"{timers.knet_ping_interval_ms}/2 + {KNET_THREADS_TIMER_RES_MS}/2 ms: the median stall after which "
-            f"the link is declared down (libknet threads_heartbeat.c); it needs {timers.knet_pong_count} + 1 "
-            "pongs to come back, and the token times out meanwhile",
+            f"knet_ping_timeout + 2 x latency - knet_ping_interval / 2 = {timers.knet_ping_timeout_ms} + "
+            f"{KNET_PONG_TIMEOUT_LAT_MUL * link_rtt_ms:g} - {timers.knet_ping_interval_ms}/2 ms: the median stall "
+            f"after which the link is declared down (libknet threads_heartbeat.c); it needs "
+            f"{timers.knet_pong_count} + 1 pongs to come back, and the token times out meanwhile",
         ))
     return tuple(sorted(out, key=lambda b: b.stall_ms))
 

@@ -46,14 +46,14 @@ QUIET = _node(_exp_samples(20_000, 50_000))  # 50 us mean lateness, an idle mach
 def test_stall_bounds_for_a_1000_ms_token_three_nodes() -> None:
     t = corosync.derive_timers(corosync.CorosyncSettings(token_ms=1000), nodes=3)
     bounds = {b.name: b.stall_ms for b in ring.stall_bounds(t, rotation=303.0)}
-    # knet: ping_timeout 825 - interval 412 / 2 + half a 200 ms heartbeat tick.
-    assert bounds["knet link"] == pytest.approx(825 - 206 + 100)
+    # knet: ping_timeout 825 - interval 412 / 2 (3T/8).
+    assert bounds["knet link"] == pytest.approx(825 - 206)
     assert bounds["token"] == pytest.approx(1650 - 303)
     assert bounds["fail_recv_const"] == pytest.approx(2500 * 303)
     assert ring.stall_bounds(t, 303.0)[0].name == "knet link"
     # Link latency lengthens the knet timeout by twice the round trip (libknet LAT_MUL).
     slow = {b.name: b.stall_ms for b in ring.stall_bounds(t, 303.0, link_rtt_ms=10.0)}
-    assert slow["knet link"] == pytest.approx(825 + 20 - 206 + 100)
+    assert slow["knet link"] == pytest.approx(825 + 20 - 206)
 
 
 def test_without_knet_the_token_bounds_a_stall() -> None:
@@ -209,7 +209,7 @@ def test_cli_model_json_lists_assumptions_and_stall_tolerance() -> None:
     assert res.returncode == 0, res.stderr
     m = json.loads(res.stdout)["model"]
     assert m["nodes"] == 4 and m["effective_token_ms"] == 2300
-    assert m["stall_tolerance_ms"] == pytest.approx(2300 // 2 - (2300 // 4) / 2 + 100 + 2 * 2 * 0.3, rel=1e-6)
+    assert m["stall_tolerance_ms"] == pytest.approx(2300 // 2 - (2300 // 4) / 2 + 2 * 2 * 0.3, rel=1e-6)
     assert m["stall_tolerance_bound_by"] == "knet link"
     assert all({"name", "value", "unit", "source"} <= set(a) for a in m["assumptions"])
     assert res.stderr == ""  # --quiet
