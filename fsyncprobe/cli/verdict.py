@@ -166,7 +166,9 @@ def verdict(
                               coupling, default_nodes=3)
             for w in model.warnings:
                 warn(f"model: {w}", quiet)
-        except FsyncprobeError as exc:
+        except (FsyncprobeError, ValueError, ArithmeticError) as exc:
+            # The measurement and the other rules stand without the model: say why it is missing
+            # (a `model` WARN finding) rather than lose the verdict.
             why_no_model = str(exc)
             warn(f"model not run: {exc}", quiet)
     result = rules.evaluate(profile, tuple(benches), device, model, gates, why_no_model)

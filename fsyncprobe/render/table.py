@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from fsyncprobe.render import text
 from fsyncprobe.report import Report
@@ -80,18 +82,25 @@ def _verdict_table(console: Console, report: Report) -> None:
 
     v = report.verdict
     assert v is not None
-    console.print(f"VERDICT: {verdict_text.headline(v)}")
+    console.print(Text(f"VERDICT: {verdict_text.headline(v)}"))
     if v.nodes:
         tn = Table(title="Nodes", title_justify="left", box=None, padding=(0, 2))
         for h in ("node", "level", "report"):
             tn.add_column(h)
         for node_row in verdict_text.node_rows(v):
-            tn.add_row(*node_row)
+            tn.add_row(*(Text(cell) for cell in node_row))
         console.print(tn)
-    t = Table(title="Findings", title_justify="left", box=None, padding=(0, 2))
-    for h in ("level", "finding", "measured (limit)", "why → what to do"):
-        t.add_column(h, style="bold" if h == "level" else None)
-    for row in verdict_text.finding_rows(v):
-        t.add_row(*row)
-    console.print(t)
+    # One block per finding rather than a four-column table: the reasons are sentences, and a
+    # narrow column would break them into a word per line.
+    for f in v.findings:
+        node = f"[{f.node}] " if f.node else ""
+        console.print(Text(f"{f.level.value.upper():<5} {node}{f.title}"))
+        lines = []
+        if f.measured or f.threshold:
+            lines.append(f"measured: {f.measured or '—'}" + (f"; limit: {f.threshold}" if f.threshold else ""))
+        lines.append(f"why: {f.reason}")
+        if f.advice:
+            lines.append(f"do: {f.advice}")
+        for line in lines:
+            console.print(Padding(Text(line), (0, 0, 0, 6)))
     console.print()
