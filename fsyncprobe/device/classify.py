@@ -101,6 +101,10 @@ def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, li
         if node.subsystem in _VIRTUAL_SUBSYSTEMS:
             what = _VIRTUAL_SUBSYSTEMS[node.subsystem]
             return DeviceClass.VIRTUAL, Confidence.HIGH, [f"{what} ancestor at {node.sys_name}"]
+    id_path = props.get("ID_PATH", "")
+    if "VMBUS" in id_path.upper():
+        # udev's path_id names Hyper-V storvsc disks acpi-VMBUS:NN-... (src/udev/udev-builtin-path_id.c)
+        return DeviceClass.VIRTUAL, Confidence.HIGH, [f"Hyper-V VMBus disk: ID_PATH={id_path}"]
     if re.match(r"^(vd[a-z]|xvd[a-z])", name):
         return DeviceClass.VIRTUAL, Confidence.MEDIUM, [f"name {name} is a paravirtual disk's"]
     model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), "")
@@ -125,6 +129,10 @@ def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, li
         if (node.subsystem or "").startswith("sas") or node.sys_name.startswith(("end_device-", "expander-")):
             bus = "sas"
             ev.append(f"SAS ancestor at {node.sys_name}")
+            break
+        if node.subsystem == "scsi" and _attr(node, "sas_address"):
+            bus = "sas"
+            ev.append(f"SAS address {_attr(node, 'sas_address')} on SCSI device {node.sys_name}")
             break
         if re.match(r"^ata\d+$", node.sys_name) or node.driver in ("ahci", "ata_piix"):
             bus = "sata"

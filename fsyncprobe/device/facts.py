@@ -30,6 +30,9 @@ _ATTRIBUTES = (
     "vendor", "model", "rev", "type", "transport", "state", "subsysnqn", "cntrltype",
     "idVendor", "idProduct", "manufacturer", "product", "speed", "name", "serial",
     "device/type", "device/name",
+    # SAS HBAs (mpt3sas, drivers/scsi/mpt3sas/mpt3sas_scsih.c) put the target's SAS address on
+    # the scsi_device even when no sas_transport ancestor is visible (RAID-mode HBAs).
+    "sas_address",
 )
 
 
@@ -248,7 +251,8 @@ def snapshot_from_json(data: Any) -> Snapshot:
         chains=tuple(chains),
         stacks=tuple(tuple(str(n) for n in s) for s in stacks_raw),
         filesystems=tuple(_mount_from(m, f"snapshot.filesystems[{i}]") for i, m in enumerate(fs_raw)),
-        udev=bool(data.get("udev", False)),
+        # The documented format has no `udev` key; a snapshot that records udev properties had them.
+        udev=bool(data["udev"]) if "udev" in data else any(n.properties for c in chains for n in c),
         warnings=tuple(str(w) for w in data.get("warnings") or ()),
     )
 

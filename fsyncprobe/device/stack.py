@@ -98,6 +98,8 @@ def _zpool_leaves(pool: str, walk: _Walk) -> list[str]:
             name = _block_name_for_source(first, walk.sys_root)
             if name:
                 names.append(name)
+            else:
+                walk.warnings.append(f"ZFS pool {pool}: vdev {first} is not a block device here")
     return names
 
 
