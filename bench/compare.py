@@ -31,7 +31,8 @@ reports the write's completion latency (`write.clat_ns`) and the fdatasync's lat
 (`sync.lat_ns`) separately and never their sum per operation; the peer's pXX here is
 clat pXX + sync pXX. The sum of two percentiles is not the percentile of the sum, but the write
 of a buffered 4 KiB block takes a few microseconds against a sync of a hundred or more, so the
-error is a few percent at most at p50 and p99 (the write's share is printed as `write p50`).
+error is a few percent at most at p50 and p99 (the write's own p50/p99 are printed last: the
+per-operation pXX lies between the sum and the sum minus the write's pXX).
 The ops/s ratio needs no such care: fio's write IOPS counts write+fdatasync cycles per second.
 
     python bench/compare.py                      # all cases, 5 pairs, in a fresh dir under /var/tmp
@@ -152,7 +153,8 @@ def fio(directory: str, args: list[str]) -> Sample:
     return Sample(
         float(write["iops"]),
         {"p50": pct("50.000000"), "p99": pct("99.000000"), "mean": write["clat_ns"]["mean"] + sync["mean"]},
-        {"write_p50": float(wp.get("50.000000", 0)), "ios": float(write["total_ios"])},
+        {"write_p50": float(wp.get("50.000000", 0)), "write_p99": float(wp.get("99.000000", 0)),
+         "ios": float(write["total_ios"])},
     )
 
 
@@ -272,7 +274,7 @@ def table(s: Series) -> str:
     for m in s.metrics:
         head += f" {'fsp ' + m + ' us':>12} {'peer ' + m + ' us':>13} {'ratio':>6}"
     if any("write_p50" in b.extra for _, b in s.pairs):
-        head += f" {'write p50 us':>12}"
+        head += f" {'write p50/p99 us':>16}"
     lines = [head]
     for i, (a, b) in enumerate(s.pairs, 1):
         row = f"{i:>6} {a.ops_per_s:>17,.0f} {b.ops_per_s:>20,.0f} {_ratio(a.ops_per_s, b.ops_per_s):>6}"
@@ -280,7 +282,7 @@ def table(s: Series) -> str:
             x, y = a.latency_ns.get(m, 0.0), b.latency_ns.get(m, 0.0)
             row += f" {_us(x):>12} {_us(y):>13} {_ratio(x, y):>6}"
         if "write_p50" in b.extra:
-            row += f" {_us(b.extra['write_p50']):>12}"
+            row += f" {_us(b.extra['write_p50']) + ' / ' + _us(b.extra.get('write_p99', 0.0)):>16}"
         lines.append(row)
     row = f"{'median':>6} {_med([a.ops_per_s for a, _ in s.pairs]):>17,.0f} " \
           f"{_med([b.ops_per_s for _, b in s.pairs]):>20,.0f} {_fmt_ratio(s.ratios('ops')):>6}"
