@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 from rich.console import Console
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -102,5 +102,8 @@ def _verdict_table(console: Console, report: Report) -> None:
         if f.advice:
             lines.append(f"do: {f.advice}")
         for line in lines:
-            console.print(Padding(Text(line), (0, 0, 0, 6)))
+            # textwrap rather than rich.Padding: Padding pads every line with trailing spaces.
+            wrapped = textwrap.fill(line, width=max(40, console.width - 1), initial_indent=" " * 6,
+                                    subsequent_indent=" " * 6, break_on_hyphens=False)
+            console.print(Text(wrapped), soft_wrap=True)
     console.print()
