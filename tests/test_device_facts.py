@@ -1,0 +1,43 @@
+"""Fact collection on this machine: pyudev and plain sysfs walk the same chain.
+
+This machine has libudev but no udev daemon (no /run/udev/data), as in containers: the collector
+must then fall back to sysfs alone and say so, and pyudev, when handed a context anyway, must
+give the same devices with at least the kernel's uevent properties.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fsyncprobe.device import describe
+from fsyncprobe.device.facts import _udev_context, collect_chain
+from fsyncprobe.device.mounts import mount_of
+
+
+def _root_block() -> str:
+    entry = mount_of("/")
+    return os.path.basename(os.path.realpath(f"/sys/dev/block/{entry.major_minor}"))
+
+
+def test_pyudev_and_sysfs_walk_the_same_chain() -> None:
+    pyudev = pytest.importorskip("pyudev")
+    name = _root_block()
+    via_udev = collect_chain(name, pyudev.Context())
+    via_sysfs = collect_chain(name)
+    assert via_sysfs, "the root block device has sysfs ancestors"
+    assert [n.sys_name for n in via_udev] == [n.sys_name for n in via_sysfs]
+    assert [n.driver for n in via_udev] == [n.driver for n in via_sysfs]
+    assert [n.attributes for n in via_udev] == [n.attributes for n in via_sysfs]
+    # pyudev adds what libudev knows (at least DEVPATH and SUBSYSTEM from the uevent) to sysfs's
+    assert via_udev[0].properties["SUBSYSTEM"] == "block"
+    assert via_udev[0].properties["DEVTYPE"] == via_sysfs[0].properties["DEVTYPE"]
+
+
+def test_no_udev_database_means_sysfs_only_and_the_report_says_so() -> None:
+    report = describe("/")
+    has_db = os.path.isdir("/run/udev/data")
+    assert (_udev_context() is not None) is has_db
+    assert report.udev is has_db
+    assert any("sysfs alone" in e for e in report.evidence) is not has_db
