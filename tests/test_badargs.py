@@ -6,6 +6,9 @@ must come out byte for byte the same, with no temp dir left behind.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,7 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ops-negative": (("--ops", "-5"), ("--ops", "1<=x<=1000000000000")),
     "block-larger-than-file": (
         ("-w", "overwrite", "--block-size", "1M", "--file-size", "64k"),
-        ("--block-size", "larger than --file-size", "must fit"),
+        ("--block-size 1.0 MiB is larger than --file-size 64.0 KiB", "accepted 1 B up to the file size"),
     ),
     "block-larger-than-file-append": (
         ("-w", "append", "--block-size", "128k", "--file-size", "64k"),
@@ -45,15 +48,41 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+@dataclass
+class Ran:
+    """One case, run: where, what was there before, and how the CLI ended."""
+
+    directory: Path
+    before: dict[str, str]
+    proc: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ran]:
+    """Every case at once, each in its own directory with a user's files in it: the processes
+    overlap, so the whole table costs about one interpreter start per core."""
+    started = {}
+    for case in sorted(CASES):
+        d = tmp_path_factory.mktemp(case)
+        faultkit.plant(d)
+        before = faultkit.tree_digest(d)
+        args = [sys.executable, "-m", "fsyncprobe", "bench", str(d), "--no-sched-probe", "--warmup", "0",
+                *CASES[case][0]]
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started[case] = (d, before, p)
+    out = {}
+    for case, (d, before, p) in started.items():
+        stdout, stderr = p.communicate(timeout=60)
+        out[case] = Ran(d, before, subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    return out
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_argument_is_one_line_exit_2_and_touches_nothing(tmp_path: Path, case: str) -> None:
-    args, needles = CASES[case]
-    faultkit.plant(tmp_path)
-    before = faultkit.tree_digest(tmp_path)
-    proc = fsyncprobe("bench", str(tmp_path), "--no-sched-probe", "--warmup", "0", *args, timeout=30)
-    faultkit.one_line_error(proc, 2, *needles)
-    assert proc.stdout == ""  # no report: nothing was measured
-    faultkit.assert_untouched(tmp_path, before)
+def test_bad_argument_is_one_line_exit_2_and_touches_nothing(ran: dict[str, Ran], case: str) -> None:
+    r = ran[case]
+    faultkit.one_line_error(r.proc, 2, *CASES[case][1])
+    assert r.proc.stdout == ""  # no report: nothing was measured
+    faultkit.assert_untouched(r.directory, r.before)
 
 
 def test_bare_command_still_shows_help() -> None:

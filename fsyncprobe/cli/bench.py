@@ -27,6 +27,7 @@ from fsyncprobe.errors import FsyncprobeError, UsageError
 from fsyncprobe.probe import PartialRunError, run_bench
 from fsyncprobe.render import render
 from fsyncprobe.report import BenchParams, BenchResult, Report, SyncMethod, Workload
+from fsyncprobe.units import format_size
 from fsyncprobe.workloads import PVEPERF_WRITE_BYTES
 
 MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond that a typo is likelier than a plan
@@ -85,9 +86,9 @@ def make_params(
     if block_size is None:
         block_size = PVEPERF_WRITE_BYTES if wl is Workload.PVEPERF else 4096
     if wl in (Workload.OVERWRITE, Workload.APPEND) and block_size > file_size:
-        raise click.BadParameter(
-            f"--block-size {block_size} B is larger than --file-size {file_size} B: it must fit in the file",
-            param_hint="--block-size",
+        raise click.UsageError(
+            f"--block-size {format_size(block_size)} is larger than --file-size {format_size(file_size)}: "
+            f"accepted 1 B up to the file size"
         )
     if duration is None and ops is None:
         duration = 5_000_000_000

@@ -78,18 +78,27 @@ def write_output(text: str, output: str) -> None:
     directory = os.path.dirname(target)
     if os.path.isdir(target):
         raise FsyncprobeOutputError(f"--output {output}: is a directory")
-    fd, tmp = tempfile.mkstemp(prefix=".fsyncprobe-out-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".fsyncprobe-out-", dir=directory)
+    except OSError as exc:
+        raise FsyncprobeOutputError(f"--output {output}: {exc.strerror or exc}; nothing was written") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            # The old file (if any) is untouched: only the temp file was being written.
+            kept = " (the existing file is unchanged)" if os.path.exists(target) else ""
+            raise FsyncprobeOutputError(
+                f"--output {output}: {exc.strerror or exc}; the report was not written{kept}"
+            ) from None
         raise
 
 
