@@ -41,3 +41,14 @@ def test_no_udev_database_means_sysfs_only_and_the_report_says_so() -> None:
     assert (_udev_context() is not None) is has_db
     assert report.udev is has_db
     assert any("sysfs alone" in e for e in report.evidence) is not has_db
+
+
+def test_bench_keeps_going_when_the_device_cannot_be_described(
+    tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fsyncprobe.cli.bench import describe_device
+
+    assert describe_device(os.path.join(tmp_path, "gone")) is None
+    err = capsys.readouterr().err
+    assert "warning: device not identified" in err and "no such file" in err
+    assert describe_device(str(tmp_path)) is not None
