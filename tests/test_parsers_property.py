@@ -36,7 +36,7 @@ NEAR_MISS = st.text(
     alphabet=st.sampled_from(list("0123456789.-+ eEkKmMgGtTpPiIbBnNsSuUhH µ\u017f\u212a\u039c\u03bc\u0663\t_,x")),
     max_size=12,
 )
-SETTINGS = settings(max_examples=300, deadline=None)
+SETTINGS = settings(max_examples=200, deadline=None)
 
 
 @SETTINGS
@@ -170,7 +170,7 @@ def mutated(draw: st.DrawFn, base: dict[str, Any]) -> Any:
     return doc
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_mutated_report_is_loaded_or_refused_with_a_decode_error(
     valid_reports: list[dict[str, Any]], data: st.DataObject
@@ -191,7 +191,7 @@ def test_a_mutated_report_is_loaded_or_refused_with_a_decode_error(
             pass
 
 
-@SETTINGS
+@settings(max_examples=100, deadline=None)
 @given(doc=JSON_VALUE)
 def test_arbitrary_json_is_refused_with_a_decode_error(doc: Any) -> None:
     assume(not isinstance(doc, dict) or doc)
