@@ -9,10 +9,12 @@ import random
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsyncprobe import corosync, ring
+from fsyncprobe.cli import main
 from fsyncprobe.histogram import Histogram
 from fsyncprobe.report import SavedHistogram
 from fsyncprobe.serialize import from_jsonable, to_jsonable
@@ -265,19 +267,25 @@ def test_cli_model_from_a_report_and_corrupt_reports(tmp_path: Path) -> None:
     bad_key["benches"][0]["latency"]["p99_ns"] = "x"
     cases = {"garbage.json": "{not json", "wrongtype.json": json.dumps(bad_key), "empty.json": json.dumps(
         to_jsonable(new_report("device", "/x")))}
+    # The same command in-process (click's runner: the real option parsing and error mapping,
+    # without a Python start-up per case).
     for name, text in cases.items():
         p = tmp_path / name
         p.write_text(text)
-        res = fsyncprobe("model", "--from-report", str(p), "--no-corosync-conf")
-        assert res.returncode == 2, (name, res.stderr)
-        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
-    res = fsyncprobe("model", "--from-report", str(tmp_path / "missing.json"))
-    assert res.returncode == 2 and "cannot read" in res.stderr
+        r = _invoke("model", "--from-report", str(p), "--no-corosync-conf")
+        assert r.exit_code == 2, (name, r.stderr)
+        assert r.exception is None or isinstance(r.exception, SystemExit)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = _invoke("model", "--from-report", str(tmp_path / "missing.json"))
+    assert r.exit_code == 2 and "cannot read" in r.stderr
+
+
+def _invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
 
 
 def test_cli_model_needs_exactly_one_input() -> None:
-    assert fsyncprobe("model").returncode == 2
-    res = fsyncprobe("model", "--latency-ms", "1", "--from-report", "x.json")
-    assert res.returncode == 2
-    res = fsyncprobe("model", "--latency-ms", "1,abc")
-    assert res.returncode == 2 and "not a number" in res.stderr
+    assert _invoke("model").exit_code == 2
+    assert _invoke("model", "--latency-ms", "1", "--from-report", "x.json").exit_code == 2
+    r = _invoke("model", "--latency-ms", "1,abc")
+    assert r.exit_code == 2 and "not a number" in r.stderr

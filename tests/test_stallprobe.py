@@ -83,19 +83,19 @@ def _sync_load(directory: Path, stop: threading.Event, counts: list[int], thread
 
 @pytest.mark.slow
 def test_throttled_disk_under_sync_load_vs_idle(slow_ext4: realfs.LoopFs) -> None:
-    idle = _probe(4.0)
+    idle = _probe(2.5)
     stop = threading.Event()
     counts = [0] * 4
     t0 = time.monotonic()
     ts = _sync_load(slow_ext4.mountpoint, stop, counts)
     try:
-        loaded = _probe(4.0)
+        loaded = _probe(2.5)
     finally:
         stop.set()
         for t in ts:
             t.join(timeout=30)
     elapsed = time.monotonic() - t0
-    rows = [("idle", idle), ("4 x 1 MiB write+fsync, 50 IOPS throttle", loaded)]
+    rows = [("idle", idle), ("4 x 1 MiB write+fsync, 50 IOPS throttle", loaded)]  # 2.5 s each
     print("\nscheduling lateness of the SCHED_RR probe (2 ms sleeps):")
     for name, r in rows:
         lat = r.lateness
@@ -107,7 +107,7 @@ def test_throttled_disk_under_sync_load_vs_idle(slow_ext4: realfs.LoopFs) -> Non
     assert sum(counts) > 0
     assert sum(counts) / elapsed < 50
     for _, r in rows:
-        assert r.lateness.count > 1000
+        assert r.lateness.count > 600
         # The claim the README makes: a real-time task is not kept off the CPU by tasks blocked on
         # a slow disk; its wake-up delays stay far below anything corosync would notice.
         assert r.lateness.p99_ns < 50 * MS
