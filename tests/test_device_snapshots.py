@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsyncprobe.device import from_snapshot_file
-from fsyncprobe.device.classify import classify_chain
+from fsyncprobe.device.classify import classify, classify_chain
 from fsyncprobe.device.facts import Node, snapshot_from_json, snapshot_to_json
 from fsyncprobe.device.model import Confidence, DeviceClass
 from fsyncprobe.errors import InputError
@@ -124,6 +126,8 @@ def test_network_block_devices(name: str) -> None:
          "sys_name"),
         ('{"snapshot_version": 1, "path": "/", "mount": {"mountpoint": "/", "fstype": "ext4"}, "chains": [3]}',
          "chains[0]"),
+        ('{"snapshot_version": 1, "path": "/", "mount": {"mountpoint": "/", "fstype": "ext4"}, "chains": [],'
+         ' "warnings": true}', "warnings"),
     ],
 )
 def test_malformed_snapshot_is_a_clear_usage_error(tmp_path: Path, text: str, needle: str) -> None:
@@ -145,3 +149,54 @@ def test_truncated_real_snapshot(tmp_path: Path) -> None:
     cut.write_text(text[: len(text) // 2])
     proc = fsyncprobe("device", "--from-snapshot", str(cut))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+# --- malformed input never escapes as anything but InputError (found: `"warnings": true` was a TypeError)
+
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=4))
+_VALUE = st.recursive(
+    _LEAF, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=4), c, max_size=3)),
+    max_leaves=6,
+)
+
+
+def _paths(obj: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    out = [prefix]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+_BASES = [json.loads(p.read_text()) for p in SNAPSHOTS]
+_TARGETS = [(i, path) for i, base in enumerate(_BASES) for path in _paths(base)[1:]]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_TARGETS), _VALUE)
+def test_any_value_anywhere_is_an_input_error_or_a_report(target: tuple[int, tuple[str | int, ...]],
+                                                         value: object) -> None:
+    i, path = target
+    data = json.loads(json.dumps(_BASES[i]))
+    obj = data
+    for key in path[:-1]:
+        obj = obj[key]
+    obj[path[-1]] = value
+    try:
+        report = classify(snapshot_from_json(data))
+    except InputError:
+        return
+    assert report.leaves
+
+
+@pytest.mark.parametrize("path", SNAPSHOTS[:3], ids=[p.stem for p in SNAPSHOTS[:3]])
+def test_every_truncation_is_an_input_error(tmp_path: Path, path: Path) -> None:
+    text = path.read_text()
+    cut = tmp_path / "cut.json"
+    for n in range(0, len(text) - 2, max(1, len(text) // 97)):
+        cut.write_text(text[:n])
+        with pytest.raises(InputError):
+            from_snapshot_file(str(cut))

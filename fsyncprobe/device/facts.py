@@ -245,6 +245,9 @@ def snapshot_from_json(data: Any) -> Snapshot:
     fs_raw = data.get("filesystems") or []
     if not isinstance(fs_raw, list):
         raise InputError("snapshot.filesystems: expected a list")
+    warnings_raw = data.get("warnings") or []
+    if not isinstance(warnings_raw, list):
+        raise InputError("snapshot.warnings: expected a list of strings")
     return Snapshot(
         path=_need(data, "path", str, where),
         mount=_mount_from(_need(data, "mount", dict, where), "snapshot.mount"),
@@ -253,7 +256,7 @@ def snapshot_from_json(data: Any) -> Snapshot:
         filesystems=tuple(_mount_from(m, f"snapshot.filesystems[{i}]") for i, m in enumerate(fs_raw)),
         # The documented format has no `udev` key; a snapshot that records udev properties had them.
         udev=bool(data["udev"]) if "udev" in data else any(n.properties for c in chains for n in c),
-        warnings=tuple(str(w) for w in data.get("warnings") or ()),
+        warnings=tuple(str(w) for w in warnings_raw),
     )
 
 
