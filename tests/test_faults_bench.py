@@ -33,10 +33,10 @@ NOBODY = 65534
 QUICK = ("--warmup", "0", "--no-sched-probe", "--no-progress")
 
 
-def start_bench(target: Path, *args: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
-    """`fsyncprobe bench TARGET ARGS --json` in the background."""
+def start_bench(target: Path, *args: str, fmt: str = "json") -> subprocess.Popen[str]:
+    """`fsyncprobe bench TARGET ARGS --format FMT` in the background."""
     return subprocess.Popen(
-        [*prefix, sys.executable, "-m", "fsyncprobe", "bench", str(target), "--json", *args],
+        [sys.executable, "-m", "fsyncprobe", "bench", str(target), "--format", fmt, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -270,14 +270,19 @@ def test_device_write_errors_mid_run_are_io_errors(tmp_path: Path) -> None:
 # --- a path that disappears, a planted symlink -------------------------------------------------
 
 
-def test_temp_dir_deleted_under_the_tool(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["json", "table", "markdown"])
+def test_temp_dir_deleted_under_the_tool(tmp_path: Path, fmt: str) -> None:
     faultkit.plant(tmp_path)
     before = faultkit.tree_digest(tmp_path)
-    proc = start_bench(tmp_path, "-w", "pveperf", "-d", "20s", *QUICK)
+    proc = start_bench(tmp_path, "-w", "pveperf", "-d", "20s", *QUICK, fmt=fmt)
     shutil.rmtree(tool_dir(tmp_path, proc), ignore_errors=True)  # races the tool's own cleanup
     done = finish(proc)
-    faultkit.one_line_error(done, 3, str(tmp_path), "disappeared while measuring")
-    partial_report(done, "disappeared")
+    line = faultkit.one_line_error(done, 3, str(tmp_path), "disappeared while measuring")
+    if fmt == "json":
+        partial_report(done, "disappeared")
+    else:  # the human formats say so in the title and in a row of their own
+        assert "PARTIAL" in done.stdout and "partial" in done.stdout, done.stdout
+        assert "disappeared while measuring" in done.stdout and line
     faultkit.assert_untouched(tmp_path, before)
 
 
