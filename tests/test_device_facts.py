@@ -52,3 +52,14 @@ def test_bench_keeps_going_when_the_device_cannot_be_described(
     err = capsys.readouterr().err
     assert "warning: device not identified" in err and "no such file" in err
     assert describe_device(str(tmp_path)) is not None
+
+
+def test_snapshot_file_errors_name_the_snapshot_option(tmp_path: os.PathLike[str]) -> None:
+    from tests.cli_helpers import fsyncprobe
+
+    proc = fsyncprobe("device", "/", "--snapshot", os.path.join(tmp_path, "no", "such", "dir", "s.json"))
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("fsyncprobe: error: --snapshot ") and "nothing was written" in proc.stderr
+    both = fsyncprobe("device", "/", "--snapshot", "-")
+    assert both.returncode == 2 and both.stdout == ""
+    assert "--snapshot -" in both.stderr

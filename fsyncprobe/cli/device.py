@@ -7,7 +7,15 @@ import click
 from fsyncprobe import device as devices
 from fsyncprobe.cli import main
 from fsyncprobe.cli.bench import new_report
-from fsyncprobe.cli.common import OutputFormat, handle_errors, output_options, resolve_format, warn, write_output
+from fsyncprobe.cli.common import (
+    FsyncprobeOutputError,
+    OutputFormat,
+    handle_errors,
+    output_options,
+    resolve_format,
+    warn,
+    write_output,
+)
 from fsyncprobe.device.classify import classify
 from fsyncprobe.errors import UsageError
 from fsyncprobe.render import render
@@ -40,7 +48,13 @@ def device(
         where = path or "/var/lib"
         snap = devices.snapshot(where)
         if snapshot_file is not None:
-            write_output(devices.snapshot_json(snap), snapshot_file)
+            if snapshot_file == "-" and output == "-":
+                raise UsageError("--snapshot - and the report would both go to stdout: give --output FILE")
+            try:
+                write_output(devices.snapshot_json(snap), snapshot_file)
+            except FsyncprobeOutputError as exc:
+                # write_output names --output; here the file was the snapshot's
+                raise FsyncprobeOutputError(str(exc).replace("--output", "--snapshot", 1)) from None
         report_device = classify(snap)
     for w in report_device.warnings:
         warn(w, quiet)
