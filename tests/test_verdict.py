@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from fsyncprobe import profiles
+from fsyncprobe.cli import main
 from tests import realfs
 from tests.cli_helpers import fsyncprobe
 
@@ -161,14 +163,17 @@ def test_gates_and_strict(fast_fs: realfs.LoopFs) -> None:
     rules = findings(json.loads(proc.stdout))
     assert rules["gate-min-ops"][0]["level"] == "fail"
     assert rules["gate-max-p99"][0]["level"] == "fail"
-    ok = fsyncprobe(*args, "--min-ops", "1", "--max-p99", "1h")
-    data = json.loads(ok.stdout)
-    assert {f["level"] for f in findings(data)["gate-min-ops"]} == {"pass"}
-    # --strict turns a WARN into exit 1; the loop disk's own level decides which case this is
-    strict = fsyncprobe(*args, "--strict")
-    level = json.loads(strict.stdout)["verdict"]["level"]
-    assert strict.returncode == (0 if level == "pass" else 1)
-    assert json.loads(strict.stdout)["verdict"]["strict"] is True
+    # gates that pass, with --strict: the exit code then follows the disk's own level
+    strict = fsyncprobe(*args, "--min-ops", "1", "--max-p99", "1h", "--strict")
+    data = json.loads(strict.stdout)
+    assert {f["level"] for f in findings(data)["gate-min-ops"] + findings(data)["gate-max-p99"]} == {"pass"}
+    assert data["verdict"]["strict"] is True
+    assert strict.returncode == {"pass": 0, "warn": 1, "fail": 1}[data["verdict"]["level"]]
+
+
+def invoke(*args: str) -> Result:
+    """The CLI in-process (usage errors fail before measuring; no need for a subprocess each)."""
+    return CliRunner().invoke(main, list(args))
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
@@ -176,17 +181,24 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     bad.write_text('name = "bad"\n[[workload]]\nworkload = "sqlite"\n[[threshold]]\nrule = "x"\n'
                    'workload = "sqlite"\nmetric = "p99"\nfail = 3\nreason = "r"\nadvice = "a"\n')
     for args in (("--profile", "no-such-profile"), ("--profile", str(bad)), ("--max-p99", "fast"),
-                 ("--min-ops", "-5"), ("--format", "yaml")):
-        proc = fsyncprobe("verdict", str(tmp_path), *args)
-        assert proc.returncode == 2, (args, proc.stderr)
-        assert "Traceback" not in proc.stderr
-    proc = fsyncprobe("verdict", str(tmp_path), "--profile", str(bad))
-    assert str(bad) in proc.stderr and "fail" in proc.stderr and "line 8" in proc.stderr
-    assert fsyncprobe("verdict", str(tmp_path / "missing")).returncode == 2
+                 ("--min-ops", "-5"), ("--format", "yaml"), ("--json", "--format", "table")):
+        res = invoke("verdict", str(tmp_path), *args)
+        assert res.exit_code == 2, (args, res.output)
+        assert isinstance(res.exception, SystemExit), res.exception  # an exit, not a crash
+        assert len(res.stderr.strip().splitlines()) <= 2, res.stderr
+    res = invoke("verdict", str(tmp_path), "--profile", str(bad))
+    assert str(bad) in res.stderr and "fail" in res.stderr and "line 8" in res.stderr
+    missing = invoke("verdict", str(tmp_path / "missing"))
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+    # and once through the real entry point, as a user sees it
+    proc = fsyncprobe("verdict", str(tmp_path), "--profile", "no-such-profile")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "pmxcfs" in proc.stderr
 
 
 def test_every_shipped_profile_runs_its_workloads(fast_fs: realfs.LoopFs) -> None:
-    for name in profiles.available():
+    names = [n for n in profiles.available() if n != profiles.DEFAULT_PROFILE]  # pmxcfs: the default run
+    assert {"pveperf", "etcd", "postgres-wal"} <= set(names)
+    for name in names:
         proc = fsyncprobe("verdict", str(fast_fs.mountpoint), "--profile", name, "--json", "-q",
                           "--no-corosync-conf", "--duration", "200ms", "--warmup", "0s")
         assert proc.returncode in (0, 1), (name, proc.stderr)
