@@ -163,3 +163,33 @@ def test_cli_snapshot_round_trip(tmp_path: Path) -> None:
     replay = fsyncprobe("device", "--from-snapshot", str(snap), "--json")
     assert replay.returncode == 0, replay.stderr
     assert json.loads(replay.stdout)["device"] == json.loads(live.stdout)["device"]
+
+
+def test_overlayfs_upper_on_a_loop_ext4_reaches_the_disk(tmp_path: Path) -> None:
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    with realfs.loop_ext4(tmp_path, size_mb=32, name="upperfs") as up:
+        (up.mountpoint / "upper").mkdir()
+        (up.mountpoint / "work").mkdir()
+        opts = f"lowerdir={lower},upperdir={up.mountpoint / 'upper'},workdir={up.mountpoint / 'work'}"
+        with realfs.mounted("overlay", tmp_path / "merged", fstype="overlay", options=opts) as merged:
+            report = describe(str(merged))
+            (leaf,) = report.leaves
+            # writes land in the upper layer: its loop device, then the disk under the image
+            assert leaf.stack[0] == up.kernel_name, leaf.stack
+            assert leaf.name == describe("/").leaves[0].name
+            assert block_devices_for(str(merged))[0] == (up.kernel_name, "mounted")
+
+
+def test_loop_whose_backing_file_was_deleted(tmp_path: Path) -> None:
+    # drivers/block/loop.c shows a removed backing file as "PATH (deleted)"; the file's
+    # filesystem still holds the blocks, so the leaf is still the disk under it.
+    with realfs.loop_ext4(tmp_path, size_mb=32, name="orphan") as fs:
+        fs.image.unlink()
+        backing = Path(f"/sys/class/block/{fs.kernel_name}/loop/backing_file").read_text().strip()
+        assert backing.endswith(" (deleted)"), backing
+        report = describe(str(fs.mountpoint))
+        (leaf,) = report.leaves
+        assert leaf.stack[0] == fs.kernel_name
+        assert leaf.name == describe("/").leaves[0].name
+        assert not report.warnings, report.warnings
