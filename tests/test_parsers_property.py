@@ -203,3 +203,66 @@ def test_valid_reports_load(valid_reports: list[dict[str, Any]], tmp_path: Path)
     for doc in valid_reports:
         report = serialize.from_jsonable(Report, doc, "report")
         assert serialize.to_jsonable(report) == json.loads(json.dumps(doc))
+
+
+# --- the snapshot loader and the model on decodable but odd numbers ---------------------------
+
+SNAPSHOTS = sorted((Path(__file__).parent / "snapshots").glob("*.json"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_mutated_snapshot_is_classified_or_refused_with_an_input_error(data: st.DataObject) -> None:
+    # `device --from-snapshot`: the public snapshot format (shared/DESIGN.md) read back and
+    # classified; only InputError (exit 2, one line) may come out.
+    from fsyncprobe.device import classify
+    from fsyncprobe.device.facts import snapshot_from_json
+    from fsyncprobe.errors import InputError
+
+    base = json.loads(data.draw(st.sampled_from(SNAPSHOTS)).read_text())
+    doc = data.draw(mutated(base))
+    try:
+        snap = snapshot_from_json(doc)
+    except InputError:
+        return
+    classify(snap)
+
+
+def _numeric_paths(node: Any) -> list[tuple[Any, ...]]:
+    out = []
+    for path in _paths(node):
+        value = node
+        for step in path:
+            value = value[step]
+        if path and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(path)
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_report_with_odd_numbers_goes_through_the_model_or_is_refused(
+    valid_reports: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    # Numbers of the right type but absurd value (negative counts, 2**64, 0) get past the
+    # type-checking loader; `model --from-report` must still end in a result or a one-line error.
+    base = valid_reports[0]
+    doc = copy.deepcopy(base)
+    numeric = _numeric_paths(doc)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+        path = data.draw(st.sampled_from(numeric))
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = data.draw(st.one_of(
+            st.sampled_from([0, -1, 1, 2**62, 2**64]), st.integers(min_value=-(2**63), max_value=2**64),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ))
+    try:
+        report = serialize.from_jsonable(Report, doc, "report")
+    except ValueError:
+        return
+    try:
+        ring.run_model([ring.node_from_report(report)], ring.ModelParams())
+    except FsyncprobeError:
+        pass
