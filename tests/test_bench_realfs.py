@@ -156,6 +156,20 @@ def _wait_for_tempdir(path: Path, proc: subprocess.Popen[str], timeout: float = 
     raise AssertionError("the tool never made its temp dir")
 
 
+def _wait_for_files(path: Path, proc: subprocess.Popen[str], count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dirs = realfs.leftovers(path)
+        try:
+            if dirs and len(os.listdir(path / dirs[0])) >= count:
+                return
+        except FileNotFoundError:
+            pass
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError(f"the tool never made its {count} files")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("phase", ["warmup", "measure"])
 def test_signals_leave_nothing_behind_and_mark_results_partial(tmp_path: Path, signum: int, phase: str) -> None:
@@ -168,6 +182,10 @@ def test_signals_leave_nothing_behind_and_mark_results_partial(tmp_path: Path, s
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     _wait_for_tempdir(target, proc)
+    if phase == "measure":
+        # On a loaded machine, creating pveperf's 300 files can outlast a fixed sleep; a signal
+        # before measuring starts rightly gives no report, so wait until they all exist.
+        _wait_for_files(target, proc, 300)
     time.sleep(0.5)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
