@@ -111,3 +111,28 @@ def test_measured_directory_moved_away_mid_run_keeps_nothing_of_ours(tmp_path: P
     partial_bench(done, "disappeared")
     assert not target.exists()  # nothing recreated at the old path
     faultkit.assert_untouched(moved, before)
+
+
+@requires_root
+def test_sqlite_full_disk_maps_to_the_no_space_line(tmp_path: Path) -> None:
+    # SQLite turns ENOSPC into SQLITE_FULL ("database or disk is full"), an sqlite3 error, not
+    # an OSError: a real one, from a real full tmpfs, must read like every other ENOSPC.
+    import sqlite3
+
+    from fsyncprobe.probe import _as_measure_error
+
+    with realfs.tmpfs(tmp_path, size="256k", name="full") as fs:
+        con = sqlite3.connect(fs / "t.db", isolation_level=None)
+        con.execute("CREATE TABLE t (x BLOB)")
+        try:
+            for _ in range(1000):
+                con.execute("INSERT INTO t VALUES (?)", (os.urandom(16384),))
+        except sqlite3.Error as exc:
+            err = exc
+        else:
+            raise AssertionError("a 256 KiB tmpfs took 16 MiB")
+        finally:
+            con.close()
+    assert getattr(err, "sqlite_errorname", "").startswith("SQLITE_FULL"), err
+    message = str(_as_measure_error(err, "/some/path"))
+    assert message.startswith("/some/path: no space left") and "SQLITE_FULL" in message, message
