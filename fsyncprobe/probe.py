@@ -186,7 +186,23 @@ def _as_measure_error(exc: OSError | sqlite3.Error, where: str) -> MeasureError:
         errno.ELOOP: "a symlink appeared among the tool's files; it was not followed",
         errno.EEXIST: "a file appeared where the tool creates its own; it was not used",
     }.get(exc.errno or 0, exc.strerror or str(exc))
+    if exc.errno == errno.ENOSPC and _has_room(where):
+        # The filesystem has room but a write failed for space: the block device under it ran
+        # out (a full thin pool, a loop image on a full filesystem; the loop driver passes the
+        # backing file's ENOSPC up as BLK_STS_NOSPC, drivers/block/loop.c).
+        reason = ("no space left on the device under the filesystem, though the filesystem has free "
+                  "space (a full thin-provisioned volume or disk image?)")
     return MeasureError(f"{where}: {reason}")
+
+
+def _has_room(path: str) -> bool:
+    """Whether the filesystem holding `path` reports plenty of free space (>= 5 % and 16 MiB)."""
+    try:
+        vfs = os.statvfs(path)
+    except OSError:
+        return False
+    free = vfs.f_bavail * vfs.f_frsize
+    return free >= max(16 << 20, vfs.f_blocks * vfs.f_frsize // 20)
 
 
 class _Loop:

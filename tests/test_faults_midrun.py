@@ -136,3 +136,36 @@ def test_sqlite_full_disk_maps_to_the_no_space_line(tmp_path: Path) -> None:
     assert getattr(err, "sqlite_errorname", "").startswith("SQLITE_FULL"), err
     message = str(_as_measure_error(err, "/some/path"))
     assert message.startswith("/some/path: no space left") and "SQLITE_FULL" in message, message
+
+
+@requires_root
+def test_device_under_the_filesystem_runs_out_of_space(tmp_path: Path) -> None:
+    # A thin-provisioned disk: an ext4 on a loop device whose sparse 128 MiB image lives on a
+    # 40 MiB tmpfs. Mid-run the tmpfs is filled; the ext4 still shows free space, but its writes
+    # fail with ENOSPC from below (drivers/block/loop.c passes it up as BLK_STS_NOSPC). The line
+    # must not claim the filesystem is full when it is not.
+    with realfs.tmpfs(tmp_path, size="40m", name="pool") as pool, realfs.loop_ext4(pool, 128, "thin") as thin:
+        fs = thin.mountpoint
+        faultkit.plant(fs)
+        os.sync()
+        before = faultkit.tree_digest(fs)
+        proc = start_bench(fs, "-w", "pveperf", "-d", "20s", *QUICK)
+        wait_for_tool_dir(fs, proc)
+        filler = pool / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        try:
+            done = finish(proc)
+        finally:
+            filler.unlink()
+        line = faultkit.one_line_error(done, 3, str(fs), "no space left on the device under the filesystem")
+        partial_bench(done, "device under the filesystem")
+        for name in realfs.leftovers(fs):  # if the starved fs kept it, the line says where
+            assert str(fs / name) in line and "could not be removed" in line, line
+            shutil.rmtree(fs / name)
+        assert faultkit.tree_digest(fs) == before
