@@ -426,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     made_dir = args.dir is None
     directory = tempfile.mkdtemp(prefix="fsyncprobe-compare-", dir="/var/tmp") if made_dir else args.dir
     tmp_dir = tempfile.mkdtemp(prefix="fsyncprobe-compare-", dir=args.tmpfs_dir) if "tmpfs" in cases else None
+    print(f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
     print(machine(directory))
     if tmp_dir:
         print(machine(tmp_dir).splitlines()[1])
@@ -446,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(directory, ignore_errors=True)
         if tmp_dir:
             shutil.rmtree(tmp_dir, ignore_errors=True)
-
+    print(f"\nfinished {time.strftime('%H:%M:%S UTC', time.gmtime())}")
     titles = {
         "overwrite": "overwrite 4k + fdatasync, 16 MiB file  vs  fio --ioengine=sync --rw=write --overwrite=1 "
                      "--fdatasync=1 --bs=4k --size=16m",
