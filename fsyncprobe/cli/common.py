@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 import sys
 import tempfile
 import tomllib
@@ -74,15 +75,36 @@ def write_output(text: str, output: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    target = os.path.abspath(output)
-    directory = os.path.dirname(target)
-    if os.path.isdir(target):
+    try:
+        existing: os.stat_result | None = os.stat(output)
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise FsyncprobeOutputError(f"--output {output}: {exc.strerror or exc}; nothing was written") from None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise FsyncprobeOutputError(f"--output {output}: is a directory")
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        # A device, FIFO or socket (`-o /dev/stdout`, a named pipe): write into it. Renaming a
+        # temp file over it would replace the node itself -- run as root, `-o /dev/full` turned
+        # /dev/full into a regular file (tests/test_faults_inputs.py).
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            raise FsyncprobeOutputError(
+                f"--output {output}: {exc.strerror or exc}; the report was not written"
+            ) from None
+        return
+    # Through symlinks: replace the file a link points to, not the link.
+    target = os.path.realpath(output) if existing is not None else os.path.abspath(output)
+    directory = os.path.dirname(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".fsyncprobe-out-", dir=directory)
     except OSError as exc:
         raise FsyncprobeOutputError(f"--output {output}: {exc.strerror or exc}; nothing was written") from None
     try:
+        if existing is not None:  # mkstemp makes 0600: keep the mode the user gave the report
+            os.fchmod(fd, stat.S_IMODE(existing.st_mode))
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
