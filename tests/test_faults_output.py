@@ -80,3 +80,38 @@ def test_output_through_a_symlink_replaces_the_file_it_points_to(tmp_path: Path)
     assert json.loads(real.read_text())["benches"][0]["ops"] == 20
     assert stat.S_IMODE(real.stat().st_mode) == 0o644  # the report keeps the mode it had
     assert sorted(p.name for p in real.parent.iterdir()) == ["node1.json"]  # no temp file left
+
+
+def _bench_with_stdout(measured: Path, stdout: int | None, close_stdout: bool = False) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "fsyncprobe", "bench", str(measured), "--json", *QUICK],
+        stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60,
+        preexec_fn=(lambda: os.close(1)) if close_stdout else None,
+    )
+    return proc.returncode, proc.stderr
+
+
+@requires_root
+def test_report_to_a_full_stdout_is_one_line(tmp_path: Path) -> None:
+    measured = tmp_path / "measured"
+    measured.mkdir()
+    node = _node(tmp_path / "full", 1, 7)
+    fd = os.open(node, os.O_WRONLY)
+    try:
+        code, err = _bench_with_stdout(measured, fd)
+    finally:
+        os.close(fd)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 3 and lines == ["fsyncprobe: error: standard output: No space left on device; "
+                                   "the report was not written"], (code, err)
+    assert realfs.leftovers(measured) == []
+
+
+def test_report_to_a_closed_stdout_is_one_line(tmp_path: Path) -> None:
+    code, err = _bench_with_stdout(tmp_path, None, close_stdout=True)
+    assert code == 3 and "standard output is closed" in err and "Traceback" not in err, (code, err)
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    assert realfs.leftovers(tmp_path) == []

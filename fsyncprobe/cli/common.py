@@ -72,8 +72,21 @@ def write_output(text: str, output: str) -> None:
     if not text.endswith("\n"):
         text += "\n"
     if output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        if sys.stdout is None:  # started with stdout closed (`>&-`)
+            raise FsyncprobeOutputError("standard output is closed; the report was not written (use --output FILE)")
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise  # the reader left: handle_errors ends quietly
+        except OSError as exc:  # stdout on a full disk or a failing device
+            # Drop what is buffered, or the interpreter's exit flush fails again and says so.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise FsyncprobeOutputError(
+                f"standard output: {exc.strerror or exc}; the report was not written"
+            ) from None
         return
     try:
         existing: os.stat_result | None = os.stat(output)
@@ -235,8 +248,8 @@ def handle_errors(fn: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(int(ExitCode.OK))
         except OSError as exc:
-            where = f" {exc.filename}" if exc.filename else ""
-            click.echo(f"fsyncprobe: error:{where}: {exc.strerror or exc}", err=True)
+            where = f" {exc.filename}:" if exc.filename else ""
+            click.echo(f"fsyncprobe: error:{where} {exc.strerror or exc}", err=True)
             sys.exit(int(ExitCode.CANNOT_MEASURE))
         except (RecursionError, ValueError) as exc:
             # A backstop for input files: a loader that lets through what the JSON or TOML
