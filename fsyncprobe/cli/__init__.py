@@ -23,16 +23,7 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    # Imported for their side effect of adding commands to `main`.
-    import importlib
+# Imported for their side effect of adding their command to `main` (at the end: they import `main`).
+from fsyncprobe.cli import bench, cluster, device, model, verdict  # noqa: E402
 
-    for name in ("bench", "device", "model", "verdict", "cluster"):
-        try:
-            importlib.import_module(f"fsyncprobe.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"fsyncprobe.cli.{name}":
-                raise
-
-
-_register()
+__all__ = ["bench", "cluster", "device", "main", "model", "verdict"]
