@@ -118,6 +118,12 @@ class SavedHistogram:
 
         if self.sub_bucket_bits != SUB_BITS:
             raise ValueError(f"histogram resolution {self.sub_bucket_bits} bits, expected {SUB_BITS}")
+        # No real run holds 2**53 operations (285 years at a million a second). A saved count
+        # beyond that is corrupt and would overflow the signed 64-bit counters (OverflowError,
+        # a traceback in `model --from-report`; found by tests/test_parsers_property.py).
+        total = sum(max(0, count) for _, count in self.buckets)
+        if total >= 1 << 53:
+            raise ValueError(f"histogram holds {total} samples: not a measured run")
         h = Histogram.from_sparse(self.buckets, total_sum=self.sum_ns, min_value=self.min_ns, max_value=self.max_ns)
         if self.sum_squares_ns2 is not None:
             h.sum_sq = self.sum_squares_ns2

@@ -266,3 +266,14 @@ def test_a_report_with_odd_numbers_goes_through_the_model_or_is_refused(
         ring.run_model([ring.node_from_report(report)], ring.ModelParams())
     except FsyncprobeError:
         pass
+
+
+@pytest.mark.parametrize("count", [2**64, 2**63, 2**53])
+def test_a_histogram_count_no_run_can_have_is_an_input_error(valid_reports: list[dict[str, Any]], count: int) -> None:
+    # Found by the property test above: a count past the signed 64-bit counters raised
+    # OverflowError (a traceback) from `model --from-report`.
+    doc = copy.deepcopy(valid_reports[0])
+    doc["benches"][0]["histogram"]["buckets"][0][1] = count
+    report = serialize.from_jsonable(Report, doc, "report")
+    with pytest.raises(FsyncprobeError, match="not a measured run"):
+        ring.node_from_report(report)
