@@ -70,7 +70,12 @@ def cluster(
         seen[r.hostname] = f
     model = None
     if profile.model:
-        dists = [ring.node_from_report(r) for _, r in loaded]
+        dists = []
+        for f, r in loaded:
+            try:
+                dists.append(ring.node_from_report(r))
+            except (OverflowError, ValueError) as exc:  # a histogram no real run could make
+                raise InputError(f"{f}: report from {r.hostname} has an impossible histogram: {exc}") from None
         model = run_model(dists, nodes, token_ms, conf_path, no_corosync_conf, coupling,
                           default_nodes=max(2, len(dists)))
         for w in model.warnings:
