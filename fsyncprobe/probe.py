@@ -432,6 +432,8 @@ def run_bench(
                         warmup_ops, _ = run_phase(
                             prepared.op, params.warmup_ns, None, None, "warmup", progress, prepared.rotating
                         )
+                    if prepared.begin_measure is not None:
+                        prepared.begin_measure()
                     if sched_probe:
                         probe = _start_sched_probe()
                     before = devstats.read_counters([d.name for d in devices])

@@ -104,7 +104,7 @@ def test_throttled_disk_comes_out_under_its_iops_limit_and_far_below_the_unthrot
     fast = bench_json(str(ext4.mountpoint), "-d", "2s", "--warmup", "0.5s", "--no-sched-probe")
     assert rate(slow) < 50  # 50 write IOPS cannot give 50 fsyncs/s: each fsync costs >= 1 write
     assert slow_ref < 50
-    assert 0.4 < rate(slow) / slow_ref < 2.5, (rate(slow), slow_ref)
+    assert 0.7 < rate(slow) / slow_ref < 1.4, (rate(slow), slow_ref)
     assert rate(fast) > 10 * rate(slow)
     assert slow["benches"][0]["latency"]["p50_ns"] > 10 * fast["benches"][0]["latency"]["p50_ns"]
 
