@@ -275,8 +275,13 @@ def test_temp_dir_deleted_under_the_tool(tmp_path: Path, fmt: str) -> None:
     faultkit.plant(tmp_path)
     before = faultkit.tree_digest(tmp_path)
     proc = start_bench(tmp_path, "-w", "pveperf", "-d", "20s", *QUICK, fmt=fmt)
-    shutil.rmtree(tool_dir(tmp_path, proc), ignore_errors=True)  # races the tool's own cleanup
+    # Moved out of the way in one step, then deleted: an rmtree alone races the tool, which may
+    # create its next file (pveperf opens with O_CREAT, as Perl's open does) between rmtree's
+    # unlinks, so the directory would survive and the run would never notice.
+    gone = tmp_path.parent / f"{tmp_path.name}-gone"
+    os.rename(tool_dir(tmp_path, proc), gone)
     done = finish(proc)
+    shutil.rmtree(gone)
     line = faultkit.one_line_error(done, 3, str(tmp_path), "disappeared while measuring")
     if fmt == "json":
         partial_report(done, "disappeared")
