@@ -9,7 +9,8 @@ PYTHON=${PYTHON:-python3}
 # Debian packages the tests drive for real (keep in sync with README "Testing").
 APT_PACKAGES=(
   e2fsprogs util-linux mount    # mkfs.ext4, losetup, mount, setpriv, fsfreeze
-  btrfs-progs dmsetup           # btrfs over two loop devices; dm error target for EIO
+  fdisk                         # sfdisk: a partitioned loop device (device tests)
+  btrfs-progs dmsetup           # btrfs over two loop devices; dm where the kernel has it
   perl                          # pveperf's method, re-run as an independent reference
   fio                           # independent reference measurements
   corosync iproute2             # a real Corosync ring in network namespaces (ip netns, tc netem)
