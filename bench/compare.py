@@ -1,9 +1,9 @@
 """fsyncprobe against fio and pg_test_fsync on the same directory (issue 7, README "Performance").
 
 A benchmark that adds its own overhead lies. This script runs fsyncprobe and an established tool
-with matching parameters on one directory, interleaved A B A B (fsyncprobe, then the peer, then
-fsyncprobe again...), so that drift in the machine's load hits both alike, and prints each pair's
-ratio fsyncprobe / peer and the median of those ratios.
+with matching parameters on one directory, interleaved A B B A (fsyncprobe first in even pairs, the
+peer first in odd ones), so that drift in the load and order effects hit both alike, and
+prints each pair's ratio fsyncprobe / peer and the median of those ratios.
 
 Cases (--cases, comma separated; default all):
 
@@ -216,9 +216,12 @@ def overwrite_case(name: str, directory: str, plan: Plan) -> list[Series]:
                 "--bs=4k", "--size=16m", "--time_based", f"--runtime={_t(plan.duration_s)}",
                 f"--ramp_time={_t(plan.warmup_s)}"]
     for i in range(plan.pairs):
-        a = fsyncprobe(directory, "overwrite", "fdatasync", "4k", "16M", _t(plan.duration_s), None,
-                       _t(plan.warmup_s))
-        b = fio(directory, fio_args)
+        a, b = _pair(
+            i,
+            lambda: fsyncprobe(directory, "overwrite", "fdatasync", "4k", "16M", _t(plan.duration_s), None,
+                               _t(plan.warmup_s)),
+            lambda: fio(directory, fio_args),
+        )
         s.pairs.append((a, b))
         _progress(s, i)
     return [s]
@@ -231,9 +234,12 @@ def append_case(directory: str, plan: Plan) -> list[Series]:
     if plan.quick:  # the etcd command is size-bound; --quick bounds both by time instead
         fio_args += ["--time_based", f"--runtime={_t(plan.duration_s)}"]
     for i in range(plan.pairs):
-        a = fsyncprobe(directory, "append", "fdatasync", str(ETCD_BLOCK), ETCD_SIZE,
-                       _t(plan.duration_s) if plan.quick else None, None if plan.quick else ETCD_OPS, "0s")
-        b = fio(directory, fio_args)
+        a, b = _pair(
+            i,
+            lambda: fsyncprobe(directory, "append", "fdatasync", str(ETCD_BLOCK), ETCD_SIZE,
+                               _t(plan.duration_s) if plan.quick else None, None if plan.quick else ETCD_OPS, "0s"),
+            lambda: fio(directory, fio_args),
+        )
         s.pairs.append((a, b))
         _progress(s, i)
     return [s]
@@ -252,6 +258,18 @@ def pg_case(directory: str, plan: Plan) -> list[Series]:
             f"{m} {mine[m].ops_per_s:,.0f}/{peer[m].ops_per_s:,.0f}" if m in peer else f"{m} n/a"
             for m in PG_METHODS), file=sys.stderr)
     return list(series.values())
+
+
+def _pair(i: int, ours: Callable[[], Sample], peer: Callable[[], Sample]) -> tuple[Sample, Sample]:
+    """One pair, in the order A B for even pairs and B A for odd ones (A B B A ...): whatever the
+    first run of a pair inherits from the run before it (the other tool's deleted file being
+    discarded by an ext4 mounted with `discard`, its dirty metadata still being written back)
+    then falls on each tool equally often. Returns (fsyncprobe, peer) either way."""
+    if i % 2 == 0:
+        a = ours()
+        return a, peer()
+    b = peer()
+    return ours(), b
 
 
 def _progress(s: Series, i: int) -> None:
@@ -431,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     if tmp_dir:
         print(machine(tmp_dir).splitlines()[1])
     print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
-          f"pg_test_fsync -s {plan.pg_seconds}; order fsyncprobe, peer, fsyncprobe, peer, ...")
+          f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []
     steps: dict[str, Callable[[], list[Series]]] = {
         "overwrite": lambda: overwrite_case("overwrite", directory, plan),
