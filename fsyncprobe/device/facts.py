@@ -75,7 +75,9 @@ class Snapshot:
     """What could not be resolved."""
 
 
-def _read(path: str) -> str | None:
+def read_attribute(path: str) -> str | None:
+    """A sysfs attribute's value, stripped; None when it cannot be read (absent, or a device
+    that vanished meanwhile)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read().strip()
@@ -84,7 +86,7 @@ def _read(path: str) -> str | None:
 
 
 def _uevent(directory: str) -> dict[str, str]:
-    text = _read(os.path.join(directory, "uevent")) or ""
+    text = read_attribute(os.path.join(directory, "uevent")) or ""
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
@@ -115,7 +117,7 @@ def collect_node(directory: str, context: Any = None) -> Node:
     """The facts of one sysfs device directory."""
     attributes = {}
     for name in _ATTRIBUTES:
-        value = _read(os.path.join(directory, name))
+        value = read_attribute(os.path.join(directory, name))
         if value is not None and value != "":
             attributes[name] = value
     properties = _uevent(directory)

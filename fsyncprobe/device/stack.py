@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fsyncprobe.device.facts import SYS, Snapshot, _udev_context, collect_chain
+from fsyncprobe.device.facts import SYS, Snapshot, _udev_context, collect_chain, read_attribute
 from fsyncprobe.device.model import MountInfo
 from fsyncprobe.device.mounts import MOUNTINFO, MountEntry, find_mount, mount_info, parse_mountinfo
 
@@ -36,14 +36,6 @@ class _Walk:
     leaves: list[tuple[str, ...]]
     filesystems: list[MountInfo]
     warnings: list[str]
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def _entry_for(path: str, walk: _Walk) -> MountEntry | None:
@@ -154,7 +146,7 @@ def _below(name: str, above: tuple[str, ...], walk: _Walk, depth: int) -> Iterat
         for s in slaves:
             yield from _below(s, here, walk, depth)
         return
-    backing = _read(os.path.join(d, "loop", "backing_file"))
+    backing = read_attribute(os.path.join(d, "loop", "backing_file"))
     if backing:
         # The kernel appends " (deleted)" when the file is gone (drivers/block/loop.c).
         path = backing.removesuffix(" (deleted)")
