@@ -149,7 +149,10 @@ def test_device_under_the_filesystem_runs_out_of_space(tmp_path: Path) -> None:
         faultkit.plant(fs)
         os.sync()
         before = faultkit.tree_digest(fs)
-        proc = start_bench(fs, "-w", "pveperf", "-d", "20s", *QUICK)
+        # `append` into a preallocated (unwritten) 64 MiB file: every operation lands on image
+        # blocks never written before, so it needs new room in the pool. (pveperf's 300 small
+        # files let ext4 reuse blocks already in the image, and the run could end untouched.)
+        proc = start_bench(fs, "-w", "append", "-b", "64k", "--file-size", "64M", "-d", "20s", *QUICK)
         wait_for_tool_dir(fs, proc)
         filler = pool / "filler"
         with open(filler, "wb") as f:
