@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from fsyncprobe.device.mounts import MountEntry
+from fsyncprobe.device import block_devices_for
+from fsyncprobe.errors import FsyncprobeError
 from fsyncprobe.report import DeviceWrites
 
 SYS_CLASS_BLOCK = "/sys/class/block"
@@ -37,13 +38,12 @@ class Counters:
     write_ops: int
 
 
-def devices_for(path: str, mount: MountEntry) -> list[BlockDevice]:
-    """The device the filesystem sits on and the physical devices under it (deduplicated)."""
+def devices_for(path: str) -> list[BlockDevice]:
+    """The device the filesystem sits on and the physical devices under it (deduplicated by
+    name); [] when the stack cannot be resolved: the measurement stands without counters."""
     try:
-        from fsyncprobe.device import block_devices_for
-
         pairs = block_devices_for(path)
-    except Exception:
+    except FsyncprobeError:
         return []
     seen: set[str] = set()
     out = []

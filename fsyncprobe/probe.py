@@ -407,7 +407,7 @@ def run_bench(
         _check_space(real, needed)
     except OSError as exc:
         raise _as_measure_error(exc, params.path) from None
-    devices = devstats.devices_for(real, mount)
+    devices = devstats.devices_for(real)
 
     tmpdir: str | None = None
     parent_fd: int | None = None

@@ -282,14 +282,18 @@ class _Parser:
             self.fail(key, "must be at least 1 byte", table, index)
         return n
 
+    def table_of(self, value: Any, table: str, index: int, known: set[str]) -> None:
+        """`[[table]]` entry `index` must be a table with only `known` keys."""
+        if not isinstance(value, dict):
+            self.fail(table, "must be a table")
+        for key in value:
+            if key not in known:
+                self.fail(key, f"unknown key (known: {', '.join(sorted(known))})", table, index)
+
     def workload(self, b: Any, i: int) -> WorkloadSpec:
         t = "workload"
-        if not isinstance(b, dict):
-            self.fail("workload", "must be a table")
-        known = {"workload", "sync", "block_size", "file_size", "duration", "warmup", "stall_threshold"}
-        for key in b:
-            if key not in known:
-                self.fail(key, f"unknown key (known: {', '.join(sorted(known))})", t, i)
+        self.table_of(b, t, i, {"workload", "sync", "block_size", "file_size", "duration", "warmup",
+                                "stall_threshold"})
         wl = self.enum(Workload, self.string(b, "workload", table=t, index=i), "workload", t, i)
         sync = self.enum(SyncMethod, b.get("sync", "fsync"), "sync", t, i)
         duration = self.duration(b, "duration", 4_000_000_000, t, i)
@@ -308,12 +312,7 @@ class _Parser:
 
     def threshold(self, d: Any, i: int, workloads: set[Workload]) -> Threshold:
         t = "threshold"
-        if not isinstance(d, dict):
-            self.fail("threshold", "must be a table")
-        known = {"rule", "workload", "metric", "fail", "warn", "reason", "advice"}
-        for key in d:
-            if key not in known:
-                self.fail(key, f"unknown key (known: {', '.join(sorted(known))})", t, i)
+        self.table_of(d, t, i, {"rule", "workload", "metric", "fail", "warn", "reason", "advice"})
         tid = str(self.string(d, "rule", table=t, index=i))
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", tid):
             self.fail("rule", f"{tid!r}: use lower-case letters, digits, - and _", t, i)
