@@ -4,6 +4,7 @@ counts exactly, and the batched histogram fold loses nothing."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from fsyncprobe import probe, workloads
 from fsyncprobe.histogram import Histogram
 from fsyncprobe.report import SyncMethod, Workload
+from tests.realfs import LoopFs
 
 
 @given(st.lists(st.integers(min_value=-5, max_value=2**45), max_size=400))
@@ -72,5 +74,31 @@ def test_inline_append_with_dsync_runs_for_a_duration(tmp_path: Path) -> None:
         ops, elapsed = probe.run_phase(prepared.op, 50_000_000, None, loop, "measure", None, spec)
         assert ops == loop.hist.total > 0
         assert 50_000_000 <= elapsed < 1_000_000_000
+    finally:
+        prepared.close()
+
+
+def test_overwrite_layout_writes_the_whole_file_and_leaves_none_of_it_cached(ext4: LoopFs) -> None:
+    # As fio's overwrite=1 + invalidate=1: the file is written (allocated, no unwritten extents)
+    # and then dropped from the page cache, so the measured writes make their own page-sized
+    # folios. A layout that left its 1 MiB folios cached made every 4 KiB rewrite slower
+    # (workloads._layout). fincore(1), util-linux, reports the bytes the page cache holds.
+    size = 4 << 20
+    prepared = workloads.prepare(Workload.OVERWRITE, str(ext4.mountpoint), SyncMethod.FDATASYNC, 4096, size)
+    try:
+        path = ext4.mountpoint / "overwrite.dat"
+        st = os.stat(path)
+        assert st.st_size == size and st.st_blocks * 512 >= size
+        res = subprocess.run(
+            ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        assert int(res) == 0
+        prepared.op()  # one measured rewrite brings exactly its own page back
+        res = subprocess.run(
+            ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        assert int(res) == 4096
     finally:
         prepared.close()
