@@ -25,6 +25,15 @@ Cases (--cases, comma separated; default all):
              filesystem allows it, fsyncprobe's dsync/sync are buffered writes.
   tmpfs      the overwrite case on a tmpfs (fsync is a no-op there, mm/shmem.c noop_fsync):
              what is left is each tool's own loop overhead. Target: fsyncprobe >= 300,000 ops/s.
+  limit      the overwrite case against bench/syncloop.c, the same layout and the same two
+             system calls per operation in C with nothing around them (compiled here with cc):
+             how close fsyncprobe comes to what the disk allows. No target; skipped without cc.
+
+--cpu N pins both tools of every pair (and the C loop) to CPU N. Where a process runs matters on
+a VM: here (Firecracker, 2 vCPUs) the disk's completion interrupt goes to one vCPU, and a process
+on the other one made 6,200 instead of 8,100 overwrites/s, fio and fsyncprobe alike, because
+every completion then has to wake it with an inter-processor interrupt. Unpinned, the scheduler
+decides, for each tool independently; pinned, a pair compares like with like.
 
 What the latency ratios compare: fsyncprobe times one operation = pwrite + fdatasync. fio's JSON
 reports the write's completion latency (`write.clat_ns`) and the fdatasync's latency
@@ -66,7 +75,10 @@ PG_TEST_FSYNC = "/usr/lib/postgresql/15/bin/pg_test_fsync"
 ETCD_SIZE = "22m"
 ETCD_BLOCK = 2300
 ETCD_OPS = (22 << 20) // ETCD_BLOCK  # fio rounds the size down to whole blocks: 10,029 writes
-ALL_CASES = ("overwrite", "append", "pg", "tmpfs")
+ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit")
+SYNCLOOP_C = os.path.join(REPO, "bench", "syncloop.c")
+PIN_CPU: int | None = None
+"""--cpu: the CPU every measured command runs on (None: wherever the scheduler puts it)."""
 # pg_test_fsync's label -> fsyncprobe's --sync (README "Workloads": dsync/sync are O_DSYNC/O_SYNC).
 PG_METHODS = {"fdatasync": "fdatasync", "fsync": "fsync", "open_datasync": "dsync", "open_sync": "sync"}
 
@@ -116,7 +128,9 @@ class Series:
 
 def run(cmd: list[str], timeout: float = 900) -> str:
     """Run a command, return its stdout; any failure is fatal with the command's stderr."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False)
+    pin = PIN_CPU
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+                          preexec_fn=None if pin is None else lambda: os.sched_setaffinity(0, {pin}))
     # fsyncprobe bench exits 1 for a FAIL verdict and still prints its report.
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()}")
@@ -178,6 +192,31 @@ def pg_test_fsync(directory: str, seconds: int) -> dict[str, Sample]:
     return found  # a method printed as n/a (O_DIRECT refused, e.g. on tmpfs) is absent
 
 
+def build_syncloop(workdir: str) -> str | None:
+    """Compile bench/syncloop.c into `workdir`; None when there is no C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    exe = os.path.join(workdir, "syncloop")
+    proc = subprocess.run([cc, "-O2", "-o", exe, SYNCLOOP_C], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"cc failed on {SYNCLOOP_C}:\n{proc.stderr.strip()}", file=sys.stderr)
+        return None
+    return exe
+
+
+def syncloop(exe: str, directory: str, seconds: float, warmup: float) -> Sample:
+    """One run of the C loop: overwrite 4k + fdatasync in a 16 MiB file, in a fresh subdirectory."""
+    sub = tempfile.mkdtemp(prefix="syncloop-", dir=directory)
+    try:
+        out = run([exe, os.path.join(sub, "syncloop.dat"), "4096", str(16 << 20), f"{seconds:g}", f"{warmup:g}"])
+    finally:
+        shutil.rmtree(sub, ignore_errors=True)
+    r = json.loads(out)
+    return Sample(float(r["ops_per_s"]), {"p50": float(r["p50_ns"]), "p99": float(r["p99_ns"]),
+                                          "mean": float(r["mean_ns"])})
+
+
 def ensure_peers(want_pg: bool, install: bool) -> tuple[bool, bool]:
     """Find fio and pg_test_fsync; as root install the Debian packages that are missing."""
     missing = []
@@ -221,6 +260,20 @@ def overwrite_case(name: str, directory: str, plan: Plan) -> list[Series]:
             lambda: fsyncprobe(directory, "overwrite", "fdatasync", "4k", "16M", _t(plan.duration_s), None,
                                _t(plan.warmup_s)),
             lambda: fio(directory, fio_args),
+        )
+        s.pairs.append((a, b))
+        _progress(s, i)
+    return [s]
+
+
+def limit_case(directory: str, plan: Plan, exe: str) -> list[Series]:
+    s = Series("limit", "C loop", ("p50", "p99"))
+    for i in range(plan.pairs):
+        a, b = _pair(
+            i,
+            lambda: fsyncprobe(directory, "overwrite", "fdatasync", "4k", "16M", _t(plan.duration_s), None,
+                               _t(plan.warmup_s)),
+            lambda: syncloop(exe, directory, plan.duration_s, plan.warmup_s),
         )
         s.pairs.append((a, b))
         _progress(s, i)
@@ -415,7 +468,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--verdict", action="store_true", help="only time `fsyncprobe verdict` end to end")
     parser.add_argument("--verdict-runs", type=int, default=3)
+    parser.add_argument("--cpu", type=int, metavar="N", help="run both tools of every pair on CPU N "
+                        "(default: wherever the scheduler puts each)")
     args = parser.parse_args(argv)
+    global PIN_CPU
+    if args.cpu is not None:
+        if args.cpu not in os.sched_getaffinity(0):
+            parser.error(f"--cpu {args.cpu}: not one of the CPUs this process may use "
+                         f"({', '.join(map(str, sorted(os.sched_getaffinity(0))))})")
+        PIN_CPU = args.cpu
 
     if args.verdict:
         return verdict_times(args.verdict_runs, [])
@@ -439,6 +500,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping pg: {PG_TEST_FSYNC} missing (Debian package postgresql-15)", file=sys.stderr)
         cases.remove("pg")
 
+    build_dir = tempfile.mkdtemp(prefix="fsyncprobe-syncloop-") if "limit" in cases else None
+    exe = build_syncloop(build_dir) if build_dir else None
+    if "limit" in cases and exe is None:
+        print("skipping limit: no C compiler (cc) to build bench/syncloop.c", file=sys.stderr)
+        cases.remove("limit")
+
     if args.dir is not None and not os.path.isdir(args.dir):
         parser.error(f"--dir {args.dir}: not a directory")
     made_dir = args.dir is None
@@ -448,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     print(machine(directory))
     if tmp_dir:
         print(machine(tmp_dir).splitlines()[1])
+    print("cpu: " + (f"both tools pinned to CPU {PIN_CPU}" if PIN_CPU is not None else
+                     "not pinned (the scheduler places each run; --cpu N pins both)"))
     print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []
@@ -456,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         "append": lambda: append_case(directory, plan),
         "pg": lambda: pg_case(directory, plan),
         "tmpfs": lambda: overwrite_case("tmpfs", tmp_dir or "", plan),
+        "limit": lambda: limit_case(directory, plan, exe or ""),
     }
     try:
         for c in cases:
@@ -465,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(directory, ignore_errors=True)
         if tmp_dir:
             shutil.rmtree(tmp_dir, ignore_errors=True)
+        if build_dir:
+            shutil.rmtree(build_dir, ignore_errors=True)
     print(f"\nfinished {time.strftime('%H:%M:%S UTC', time.gmtime())}")
     titles = {
         "overwrite": "overwrite 4k + fdatasync, 16 MiB file  vs  fio --ioengine=sync --rw=write --overwrite=1 "
@@ -472,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         "append": "append 2300 B + fdatasync, 22 MiB  vs  fio --rw=write --ioengine=sync --fdatasync=1 "
                   "--size=22m --bs=2300 (etcd)",
         "tmpfs": f"tmpfs ({args.tmpfs_dir}): overwrite 4k + fdatasync (a no-op)  vs  the same fio job",
+        "limit": "overwrite 4k + fdatasync, 16 MiB file  vs  bench/syncloop.c (the same system calls in C: the limit)",
     }
     for s in all_series:
         if not s.pairs:
@@ -487,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\ntargets (issue 7):")
         for text, ok in results:
             print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+    limit = [s for s in all_series if s.name == "limit" and s.pairs]
+    if limit:
+        print(f"\ncontext: fsyncprobe reaches {statistics.median(limit[0].ratios('ops')):.3f} of the C loop's "
+              "ops/s (median of the pairs; not a target)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"plan": asdict(plan), "series": [asdict(s) for s in all_series],

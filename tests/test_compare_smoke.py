@@ -3,12 +3,14 @@
 Everything on a tmpfs the test mounts, so it takes seconds whatever the disk does; the figures
 themselves are not asserted against targets here (that is the script's job on a real disk),
 only that both tools produced numbers the script could pair up. pg_test_fsync is left out
-(CI does not install postgresql-15); fio is installed by tools/test.sh.
+(CI does not install postgresql-15); fio and a C compiler for bench/syncloop.c are installed by
+tools/test.sh. The run is pinned with --cpu, so the pinning path is exercised too.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +33,7 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "bench/compare.py", "--quick", "--no-install", "--dir", str(mnt),
-         "--tmpfs-dir", str(mnt), "--cases", "overwrite,append,tmpfs", "--json", str(out)],
+         "--tmpfs-dir", str(mnt), "--cases", "overwrite,append,tmpfs,limit", "--cpu", str(max(os.sched_getaffinity(0))), "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     wall_s = time.monotonic() - started
@@ -40,7 +42,7 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
     assert wall_s < 60, f"--quick took {wall_s:.0f} s"
     data = json.loads(out.read_text())
     names = [s["name"] for s in data["series"]]
-    assert names == ["overwrite", "append", "tmpfs"]
+    assert names == ["overwrite", "append", "tmpfs", "limit"]
     for s in data["series"]:
         assert len(s["pairs"]) == 2
         for a, b in s["pairs"]:
@@ -49,7 +51,9 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
             assert b["latency_ns"]["p50"] > 0
     # the tables: one row per pair and a median row per case, each with a ratio
     medians = [line for line in proc.stdout.splitlines() if line.lstrip().startswith("median")]
-    assert len(medians) == 3
+    assert len(medians) == 4
     assert all(float(line.split()[3]) > 0 for line in medians)
+    assert "both tools pinned to CPU" in proc.stdout
+    assert "of the C loop's ops/s" in proc.stdout
     # tmpfs is not a disk: only the tmpfs loop-overhead target applies
     assert [t["text"].split(":")[0] for t in data["targets"]] == ["tmpfs"]
