@@ -13,7 +13,7 @@ from fsyncprobe.device.model import DeviceClass, DeviceReport
 from fsyncprobe.profiles import Metric, Profile, Threshold
 from fsyncprobe.report import BenchResult, Workload
 from fsyncprobe.ring_model import ModelReport
-from fsyncprobe.units import format_duration_ns
+from fsyncprobe.units import format_duration_ns, format_rate_per_year
 from fsyncprobe.verdict_model import Finding, Level, NodeVerdict, Verdict, worst
 
 RAM_FSTYPES = frozenset({"tmpfs", "ramfs", "devtmpfs"})
@@ -220,7 +220,7 @@ def model_findings(model: ModelReport, benches: tuple[BenchResult, ...], node: s
     rate = model.false_losses_per_year
     target = 1.0 / model.target_years_per_false_loss
     level = Level.PASS if rate <= target else Level.FAIL if rate > 1.0 else Level.WARN
-    per = "none expected" if rate <= 0 else (f"{rate:,.2f} per year" if rate >= 0.1 else f"1 per {1 / rate:,.3g} years")
+    per = format_rate_per_year(rate)
     out.append(Finding(
         rule="false-membership-changes", level=level,
         title=f"expected false membership changes of a {model.nodes}-node ring: {per}",

@@ -90,3 +90,21 @@ def format_duration_ns(ns: float) -> str:
                 return f"{value:.1f} {unit}"
             return f"{value:.2f} {unit}"
     raise AssertionError("unreachable")
+
+
+RATE_FLOOR_YEARS = 1_000_000
+"""Beyond one event per this many years a rate prints as "fewer than ...": the model's tail
+extrapolation means nothing that far out (a printed "1 per 2.58e+168 years" claimed a precision
+no measurement has)."""
+
+
+def format_rate_per_year(per_year: float) -> str:
+    """An expected event rate: `2.40 per year`, `1 per 37.5 years`, `fewer than 1 per 1,000,000
+    years`, `0 per year`."""
+    if per_year <= 0:
+        return "0 per year"
+    if per_year >= 0.1:
+        return f"{per_year:,.2f} per year"
+    if 1 / per_year > RATE_FLOOR_YEARS:
+        return f"fewer than 1 per {RATE_FLOOR_YEARS:,} years"
+    return f"1 per {1 / per_year:,.3g} years"

@@ -214,3 +214,14 @@ def test_verdict_is_the_worst_finding_and_gates_never_help(rate: float, p99_ms: 
     assert [f.level.rank for f in v.findings] == sorted((f.level.rank for f in v.findings), reverse=True)
     gated = rules.evaluate(prof, benches, device(cls), None, rules.Gates(min_ops_per_s=min_ops))
     assert gated.level.rank >= v.level.rank
+
+
+def test_event_rates_read_as_rates_and_stop_at_a_million_years() -> None:
+    from fsyncprobe.units import RATE_FLOOR_YEARS, format_rate_per_year
+
+    assert format_rate_per_year(0.0) == "0 per year"
+    assert format_rate_per_year(2.4) == "2.40 per year"
+    assert format_rate_per_year(1 / 37.5) == "1 per 37.5 years"
+    assert format_rate_per_year(1 / RATE_FLOOR_YEARS) == "1 per 1e+06 years"
+    # the model's tail says nothing about 1e168 years: no such figure is printed
+    assert format_rate_per_year(1 / 2.58e168) == "fewer than 1 per 1,000,000 years"

@@ -190,6 +190,9 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     assert str(bad) in res.stderr and "fail" in res.stderr and "line 8" in res.stderr
     missing = invoke("verdict", str(tmp_path / "missing"))
     assert missing.exit_code == 2 and "no such file" in missing.stderr
+    # one line: the error, not a "measuring ..." progress line before it
+    expect = f"fsyncprobe: error: {tmp_path / 'missing'}: no such file or directory"
+    assert missing.stderr.strip().splitlines() == [expect]
     # and once through the real entry point, as a user sees it
     proc = fsyncprobe("verdict", str(tmp_path), "--profile", "no-such-profile")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "pmxcfs" in proc.stderr

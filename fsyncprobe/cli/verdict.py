@@ -13,7 +13,7 @@ from fsyncprobe.cli.bench import describe_device, new_report
 from fsyncprobe.cli.common import duration_option, handle_errors, output_options, resolve_format, warn, write_output
 from fsyncprobe.cli.progress import progress_reporter
 from fsyncprobe.errors import ExitCode, FsyncprobeError
-from fsyncprobe.probe import PartialRunError, run_bench
+from fsyncprobe.probe import PartialRunError, check_target, run_bench
 from fsyncprobe.render import render
 from fsyncprobe.report import BenchParams, BenchResult, Report
 from fsyncprobe.ring_model import ModelReport
@@ -137,6 +137,7 @@ def verdict(
     out_format = resolve_format(fmt, as_json).value
     profile = profiles.load(profile_name)
     path = path or default_path()
+    check_target(path)  # a bad PATH is one error line, before any "measuring ..." line
     gates = rules.Gates(min_ops_per_s=min_ops, max_p99_ns=max_p99, strict=strict)
     benches: list[BenchResult] = []
     show = not (quiet or no_progress)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fsyncprobe.device.model import DeviceReport
 from fsyncprobe.report import BenchResult, LatencySummary
 from fsyncprobe.ring_model import ModelReport
-from fsyncprobe.units import format_duration_ns, format_size
+from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_size
 
 
 def bench_title(b: BenchResult) -> str:
@@ -111,14 +111,6 @@ def _ms(v: float | None) -> str:
     return "—" if v is None else f"{v:,.0f} ms"
 
 
-def _rate(per_year: float) -> str:
-    if per_year <= 0:
-        return "0 per year"
-    if per_year >= 0.1:
-        return f"{per_year:,.2f} per year"
-    return f"1 per {1 / per_year:,.3g} years"
-
-
 def model_rows(m: ModelReport) -> list[tuple[str, str]]:
     """(label, value) rows of the token-ring model's conclusions."""
     ha = m.ha_ceiling
@@ -135,9 +127,9 @@ def model_rows(m: ModelReport) -> list[tuple[str, str]]:
         ("stall tolerance", f"{_ms(m.stall_tolerance_ms)} (bound by {m.stall_tolerance_bound_by})"),
         ("token rotation", f"{m.rotation_ms:,.1f} ms"),
         ("re-formation after a failure", _ms(m.reformation_ms)),
-        ("false membership changes", f"{_rate(m.false_losses_per_year)} "
-                                     f"({pct} % interval {_rate(m.false_losses_per_year_low)} to "
-                                     f"{_rate(m.false_losses_per_year_high)})"),
+        ("false membership changes", f"{format_rate_per_year(m.false_losses_per_year)} "
+                                     f"({pct} % interval {format_rate_per_year(m.false_losses_per_year_low)} to "
+                                     f"{format_rate_per_year(m.false_losses_per_year_high)})"),
         ("target", f"at most 1 per {m.target_years_per_false_loss:g} years per cluster"),
         ("minimum safe token", "none up to 600 s" if m.min_safe_token_ms is None else
          f"T = {_ms(m.min_safe_token_ms)} (totem.token {_ms(m.min_safe_token_setting_ms)} with {m.nodes} nodes)"),
@@ -159,7 +151,7 @@ def model_node_rows(m: ModelReport) -> list[tuple[str, str, str, str]]:
     for nm in m.node_models:
         t = nm.tail
         if t is None:
-            out.append((nm.hostname, "none", "—", _rate(nm.false_losses_per_year)))
+            out.append((nm.hostname, "none", "—", format_rate_per_year(nm.false_losses_per_year)))
             continue
         span = format_duration_ns(t.measured_s * 1e9)
         tail = (f"max {t.max_ms:,.2f} ms in {span}; tail above {t.threshold_ms:,.3f} ms: "
@@ -167,7 +159,7 @@ def model_node_rows(m: ModelReport) -> list[tuple[str, str, str, str]]:
                 f"max {t.max_ms:,.2f} ms in {span} (too few samples for a tail fit)")
         extra = " (extrapolated)" if nm.extrapolated else ""
         out.append((nm.hostname + (" (assumed)" if nm.assumed else ""), t.source, tail,
-                    _rate(nm.false_losses_per_year) + extra))
+                    format_rate_per_year(nm.false_losses_per_year) + extra))
     return out
 
 
