@@ -33,7 +33,8 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "bench/compare.py", "--quick", "--no-install", "--dir", str(mnt),
-         "--tmpfs-dir", str(mnt), "--cases", "overwrite,append,tmpfs,limit", "--cpu", str(max(os.sched_getaffinity(0))), "--json", str(out)],
+         "--tmpfs-dir", str(mnt), "--cases", "overwrite,append,tmpfs,limit", "--cpu", str(max(os.sched_getaffinity(0))),
+         "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     wall_s = time.monotonic() - started
