@@ -29,11 +29,14 @@ Cases (--cases, comma separated; default all):
              system calls per operation in C with nothing around them (compiled here with cc):
              how close fsyncprobe comes to what the disk allows. No target; skipped without cc.
 
---cpu N pins both tools of every pair (and the C loop) to CPU N. Where a process runs matters on
-a VM: here (Firecracker, 2 vCPUs) the disk's completion interrupt goes to one vCPU, and a process
-on the other one made 6,200 instead of 8,100 overwrites/s, fio and fsyncprobe alike, because
-every completion then has to wake it with an inter-processor interrupt. Unpinned, the scheduler
-decides, for each tool independently; pinned, a pair compares like with like.
+Every run is pinned to one CPU, the same for both tools (the last CPU this process may use;
+--cpu N picks another, --cpu any leaves placement to the scheduler). Where a process runs
+matters on a VM: here (Firecracker, 2 vCPUs) the disk's completion interrupt goes to one vCPU,
+and a process on the other one made 6,200 instead of 8,100 overwrites/s, fio and fsyncprobe
+alike, because every completion then has to wake it through an inter-processor interrupt. A
+process stays on the CPU it first slept on while that CPU is idle (kernel/sched/fair.c,
+wake_affine_idle), so unpinned, each run lands on either side by chance, independently for the
+two tools of a pair: a 25 % coin toss in every ratio.
 
 What the latency ratios compare: fsyncprobe times one operation = pwrite + fdatasync. fio's JSON
 reports the write's completion latency (`write.clat_ns`) and the fdatasync's latency
@@ -503,15 +506,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--verdict", action="store_true", help="only time `fsyncprobe verdict` end to end")
     parser.add_argument("--verdict-runs", type=int, default=3)
-    parser.add_argument("--cpu", type=int, metavar="N", help="run both tools of every pair on CPU N "
-                        "(default: wherever the scheduler puts each)")
+    parser.add_argument("--cpu", default=None, metavar="N|any", help="run every measured command on CPU N "
+                        "(default: the last CPU this process may use); any: wherever the scheduler puts it")
     args = parser.parse_args(argv)
     global PIN_CPU
-    if args.cpu is not None:
-        if args.cpu not in os.sched_getaffinity(0):
+    allowed = sorted(os.sched_getaffinity(0))
+    if args.cpu is None:
+        PIN_CPU = allowed[-1]
+    elif args.cpu != "any":
+        if not args.cpu.isdigit() or int(args.cpu) not in allowed:
             parser.error(f"--cpu {args.cpu}: not one of the CPUs this process may use "
-                         f"({', '.join(map(str, sorted(os.sched_getaffinity(0))))})")
-        PIN_CPU = args.cpu
+                         f"({', '.join(map(str, allowed))}) or 'any'")
+        PIN_CPU = int(args.cpu)
 
     if args.verdict:
         return verdict_times(args.verdict_runs, [])
@@ -550,8 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     print(machine(directory))
     if tmp_dir:
         print(machine(tmp_dir).splitlines()[1])
-    print("cpu: " + (f"both tools pinned to CPU {PIN_CPU}" if PIN_CPU is not None else
-                     "not pinned (the scheduler places each run; --cpu N pins both)"))
+    print("cpu: " + (f"both tools pinned to CPU {PIN_CPU} (--cpu)" if PIN_CPU is not None else
+                     "not pinned (--cpu any: the scheduler places each run)"))
     print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []
