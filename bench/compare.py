@@ -28,6 +28,13 @@ Cases (--cases, comma separated; default all):
   limit      the overwrite case against bench/syncloop.c, the same layout and the same two
              system calls per operation in C with nothing around them (compiled here with cc):
              how close fsyncprobe comes to what the disk allows. No target; skipped without cc.
+  noise      the overwrite case's fio job against itself: the ratio two identical runs give on
+             this disk in this session, i.e. how exact every other ratio of the run can be.
+
+Under each table: a 90 % confidence interval of every median ratio, distribution-free (the
+sign-test interval of the sorted ratios, `median_ci`). On a disk shared with a VM host two
+identical runs differ by 5-10 % now and then, so a handful of pairs cannot resolve a 3 % target:
+read the interval, and give more pairs (--pairs 21) when it straddles one.
 
 Every run is pinned to one CPU, the same for both tools (the last CPU this process may use;
 --cpu N picks another, --cpu any leaves placement to the scheduler). Where a process runs
@@ -38,6 +45,13 @@ process stays on the CPU it first slept on while that CPU is idle (kernel/sched/
 wake_affine_idle), so unpinned, each run lands on either side by chance, independently for the
 two tools of a pair: a 25 % coin toss in every ratio.
 
+--waker MS runs a process that only sleeps MS milliseconds, over and over, on the measured CPU
+beside every run of either tool. On this VM an idle vCPU halts, and an I/O completion that finds
+it halted is served later than one that finds it awake: a 1 ms sleeper beside bench/syncloop.c
+made it 19 % faster, a 10 ms one 5 %. fio's parent and helper thread wake on timers while its
+job runs, which put fio about 5 % ahead of the C loop making the same system calls; with a
+waker beside both, neither tool's own threads decide how often the CPU wakes. Off by default.
+
 What the latency ratios compare: fsyncprobe times one operation = pwrite + fdatasync. fio's JSON
 reports the write's completion latency (`write.clat_ns`) and the fdatasync's latency
 (`sync.lat_ns`) separately and never their sum per operation. The peer's pXX here is the pXX
@@ -47,7 +61,7 @@ not the percentile of the sum, and at p99 it overstated fio's latency by up to t
 p99 (a few percent), which made fsyncprobe's p99 look 5-12 % better than fio's.
 The ops/s ratio needs no such care: fio's write IOPS counts write+fdatasync cycles per second.
 
-    python bench/compare.py                      # all cases, 5 pairs, in a fresh dir under /var/tmp
+    python bench/compare.py                      # all cases, 7 pairs, in a fresh dir under /var/tmp
     python bench/compare.py --quick              # 2 pairs of 1 s each
     python bench/compare.py --dir /srv/x --cases overwrite,append --pairs 9
     python bench/compare.py --verdict            # wall time of `fsyncprobe verdict`, 3 runs
@@ -61,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -70,7 +85,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,10 +93,14 @@ PG_TEST_FSYNC = "/usr/lib/postgresql/15/bin/pg_test_fsync"
 ETCD_SIZE = "22m"
 ETCD_BLOCK = 2300
 ETCD_OPS = (22 << 20) // ETCD_BLOCK  # fio rounds the size down to whole blocks: 10,029 writes
-ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit")
+ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit", "noise")
 SYNCLOOP_C = os.path.join(REPO, "bench", "syncloop.c")
 PIN_CPU: int | None = None
 """--cpu: the CPU every measured command runs on (None: wherever the scheduler puts it)."""
+WAKER_MS: float | None = None
+"""--waker: a process that sleeps this long, over and over, on the measured CPU during every run."""
+# The waker's whole program: nothing but the sleep, so all it does to the CPU is wake it.
+_WAKER_CODE = "import sys, time\nd = float(sys.argv[1]) / 1000\nwhile True:\n    time.sleep(d)\n"
 # pg_test_fsync's label -> fsyncprobe's --sync (README "Workloads": dsync/sync are O_DSYNC/O_SYNC).
 PG_METHODS = {"fdatasync": "fdatasync", "fsync": "fsync", "open_datasync": "dsync", "open_sync": "sync"}
 
@@ -90,6 +109,8 @@ MIN_OPS_RATIO = 0.97
 MAX_P99_DEVIATION = 0.10
 MIN_TMPFS_OPS = 300_000
 MAX_VERDICT_S = 15.0
+CI_CONFIDENCE = 0.90
+"""Coverage of the interval printed around each median ratio (`median_ci`)."""
 
 
 @dataclass
@@ -111,6 +132,8 @@ class Series:
     peer: str
     metrics: tuple[str, ...]
     pairs: list[tuple[Sample, Sample]] = field(default_factory=list)
+    tool: str = "fsyncprobe"
+    """The first tool of each pair: fsyncprobe, or in the `noise` case the peer itself."""
 
     def ratios(self, metric: str) -> list[float]:
         """Per-pair fsyncprobe/peer ratio of ops/s (`ops`) or of a latency figure."""
@@ -130,10 +153,26 @@ class Series:
 
 
 def run(cmd: list[str], timeout: float = 900) -> str:
-    """Run a command, return its stdout; any failure is fatal with the command's stderr."""
+    """Run a command, return its stdout; any failure is fatal with the command's stderr.
+
+    With --waker, a sleeper runs on the same CPU for the whole command (see `main`'s help)."""
     pin = PIN_CPU
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
-                          preexec_fn=None if pin is None else lambda: os.sched_setaffinity(0, {pin}))
+
+    def place() -> None:
+        if pin is not None:
+            os.sched_setaffinity(0, {pin})
+
+    waker = None
+    if WAKER_MS is not None:
+        waker = subprocess.Popen([sys.executable, "-c", _WAKER_CODE, str(WAKER_MS)], preexec_fn=place,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+                              preexec_fn=place)
+    finally:
+        if waker is not None:
+            waker.kill()
+            waker.wait()
     # fsyncprobe bench exits 1 for a FAIL verdict and still prints its report.
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()}")
@@ -287,11 +326,15 @@ def _t(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
+def _overwrite_fio_args(plan: Plan) -> list[str]:
+    return ["--name=overwrite", "--ioengine=sync", "--rw=write", "--overwrite=1", "--fdatasync=1",
+            "--bs=4k", "--size=16m", "--time_based", f"--runtime={_t(plan.duration_s)}",
+            f"--ramp_time={_t(plan.warmup_s)}"]
+
+
 def overwrite_case(name: str, directory: str, plan: Plan) -> list[Series]:
     s = Series(name, "fio", ("p50", "p99"))
-    fio_args = ["--name=overwrite", "--ioengine=sync", "--rw=write", "--overwrite=1", "--fdatasync=1",
-                "--bs=4k", "--size=16m", "--time_based", f"--runtime={_t(plan.duration_s)}",
-                f"--ramp_time={_t(plan.warmup_s)}"]
+    fio_args = _overwrite_fio_args(plan)
     for i in range(plan.pairs):
         a, b = _pair(
             i,
@@ -299,6 +342,18 @@ def overwrite_case(name: str, directory: str, plan: Plan) -> list[Series]:
                                _t(plan.warmup_s)),
             lambda: fio(directory, fio_args),
         )
+        s.pairs.append((a, b))
+        _progress(s, i)
+    return [s]
+
+
+def noise_case(directory: str, plan: Plan) -> list[Series]:
+    """The overwrite case's fio job against itself: how far the ratio of two identical runs strays
+    on this disk in this session. Every other ratio in the run is only as exact as this one."""
+    s = Series("noise", "fio B", ("p50", "p99"), tool="fio A")
+    args = _overwrite_fio_args(plan)
+    for i in range(plan.pairs):
+        a, b = _pair(i, lambda: fio(directory, args), lambda: fio(directory, args))
         s.pairs.append((a, b))
         _progress(s, i)
     return [s]
@@ -365,7 +420,7 @@ def _pair(i: int, ours: Callable[[], Sample], peer: Callable[[], Sample]) -> tup
 
 def _progress(s: Series, i: int) -> None:
     a, b = s.pairs[-1]
-    print(f"  {s.name} pair {i + 1}: fsyncprobe {a.ops_per_s:,.0f} ops/s, {s.peer} {b.ops_per_s:,.0f} ops/s",
+    print(f"  {s.name} pair {i + 1}: {s.tool} {a.ops_per_s:,.0f} ops/s, {s.peer} {b.ops_per_s:,.0f} ops/s",
           file=sys.stderr)
 
 
@@ -379,9 +434,10 @@ def _us(ns: float) -> str:
 
 def table(s: Series) -> str:
     """Per-pair and median figures of one series, as fixed-width text."""
-    head = f"{'pair':>6} {'fsyncprobe ops/s':>17} {s.peer + ' ops/s':>20} {'ratio':>6}"
+    first = "fsp" if s.tool == "fsyncprobe" else s.tool
+    head = f"{'pair':>6} {s.tool + ' ops/s':>17} {s.peer + ' ops/s':>20} {'ratio':>6}"
     for m in s.metrics:
-        head += f" {'fsp ' + m + ' us':>12} {'peer ' + m + ' us':>13} {'ratio':>6}"
+        head += f" {first + ' ' + m + ' us':>12} {'peer ' + m + ' us':>13} {'ratio':>6}"
     if any("write_p50" in b.extra for _, b in s.pairs):
         head += f" {'write p50/p99 us':>16}"
     lines = [head]
@@ -399,7 +455,39 @@ def table(s: Series) -> str:
         row += f" {_us(_med([a.latency_ns.get(m, 0.0) for a, _ in s.pairs])):>12}" \
                f" {_us(_med([b.latency_ns.get(m, 0.0) for _, b in s.pairs])):>13} {_fmt_ratio(s.ratios(m)):>6}"
     lines.append(row)
+    cis = [f"{'ops/s' if m == 'ops' else m} {_fmt_ci(s.ratios(m))}" for m in ("ops", *s.metrics)]
+    lines.append(f"{'':>6} {CI_CONFIDENCE:.0%} confidence interval of each median ratio (sign test): " + "; ".join(cis))
     return "\n".join(lines)
+
+
+def median_ci(xs: Sequence[float], confidence: float = CI_CONFIDENCE) -> tuple[float, float, float] | None:
+    """A distribution-free confidence interval for the median of `xs`: (low, high, coverage).
+
+    The sign-test interval [x_(k), x_(n+1-k)] of the sorted sample, with the largest k whose
+    exact coverage 1 - 2 P(Bin(n, 1/2) <= k - 1) is still at least `confidence` (Conover,
+    "Practical Nonparametric Statistics", 3rd ed., 3.2: each ratio is above the true median with
+    probability 1/2, whatever the ratios' distribution). None when even (min, max) covers less:
+    fewer than 5 values for 90 %. The pairs' ratios are far from normal on a shared disk (a burst
+    of host load makes one pair an outlier), so no t-interval.
+    """
+    n = len(xs)
+    s = sorted(xs)
+    best = None
+    tail = 0
+    for k in range(1, n // 2 + 1):
+        tail += math.comb(n, k - 1)  # sum of C(n, i) for i < k
+        coverage = 1 - 2 * tail / 2**n
+        if coverage < confidence:
+            break
+        best = (s[k - 1], s[n - k], coverage)
+    return best
+
+
+def _fmt_ci(rs: list[float]) -> str:
+    ci = median_ci(rs)
+    if ci is None:
+        return "- (too few pairs)"
+    return f"{ci[0]:.3f}-{ci[1]:.3f}"
 
 
 def _med(xs: list[float]) -> float:
@@ -423,8 +511,10 @@ def checks(all_series: list[Series], on_ram: bool) -> list[tuple[str, bool]]:
         if s.name in ("overwrite", "append") and not on_ram:
             ops = statistics.median(s.ratios("ops"))
             p99 = statistics.median(s.ratios("p99"))
-            out.append((f"{s.name}: median ops/s ratio {ops:.3f} >= {MIN_OPS_RATIO}", ops >= MIN_OPS_RATIO))
-            out.append((f"{s.name}: median p99 ratio {p99:.3f} within 1 +/- {MAX_P99_DEVIATION}",
+            out.append((f"{s.name}: median ops/s ratio {ops:.3f} >= {MIN_OPS_RATIO} "
+                        f"({CI_CONFIDENCE:.0%} CI {_fmt_ci(s.ratios('ops'))})", ops >= MIN_OPS_RATIO))
+            out.append((f"{s.name}: median p99 ratio {p99:.3f} within 1 +/- {MAX_P99_DEVIATION} "
+                        f"({CI_CONFIDENCE:.0%} CI {_fmt_ci(s.ratios('p99'))})",
                         abs(p99 - 1) <= MAX_P99_DEVIATION))
         if s.name == "tmpfs":
             ops = _med([a.ops_per_s for a, _ in s.pairs])
@@ -498,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
                         "/var/tmp, removed afterwards)")
     parser.add_argument("--tmpfs-dir", default="/dev/shm", help="a tmpfs for the tmpfs case (default /dev/shm)")
     parser.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma separated, from {','.join(ALL_CASES)}")
-    parser.add_argument("--pairs", type=int, help="A B pairs per case (default 5, --quick 2)")
+    parser.add_argument("--pairs", type=int, help="A B pairs per case (default 7, --quick 2)")
     parser.add_argument("--duration", type=float, help="seconds per time-bound run (default 5, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="2 pairs of 1 s runs")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install a missing peer")
@@ -506,10 +596,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--verdict", action="store_true", help="only time `fsyncprobe verdict` end to end")
     parser.add_argument("--verdict-runs", type=int, default=3)
+    parser.add_argument("--waker", type=float, default=None, metavar="MS",
+                        help="run a process that only sleeps MS milliseconds, over and over, on the measured CPU "
+                        "during every run of either tool: holds the CPU's idle behaviour equal for both (on a "
+                        "VM a vCPU woken often serves each I/O completion sooner; fio's own helper threads do "
+                        "that for fio)")
     parser.add_argument("--cpu", default=None, metavar="N|any", help="run every measured command on CPU N "
                         "(default: the last CPU this process may use); any: wherever the scheduler puts it")
     args = parser.parse_args(argv)
-    global PIN_CPU
+    global PIN_CPU, WAKER_MS
+    if args.waker is not None:
+        if not 0 < args.waker <= 1000:
+            parser.error("--waker takes milliseconds from 0 (exclusive) to 1000")
+        WAKER_MS = args.waker
     allowed = sorted(os.sched_getaffinity(0))
     if args.cpu is None:
         PIN_CPU = allowed[-1]
@@ -527,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     plan = Plan(
-        pairs=args.pairs or (2 if args.quick else 5),
+        pairs=args.pairs or (2 if args.quick else 7),
         duration_s=args.duration or (1.0 if args.quick else 5.0),
         warmup_s=0.2 if args.quick else 1.0,
         pg_seconds=1 if args.quick else 2,
@@ -558,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         print(machine(tmp_dir).splitlines()[1])
     print("cpu: " + (f"both tools pinned to CPU {PIN_CPU} (--cpu)" if PIN_CPU is not None else
                      "not pinned (--cpu any: the scheduler places each run)"))
+    print("waker: " + (f"a sleeper waking every {WAKER_MS:g} ms beside every run (--waker)" if WAKER_MS else
+                       "none (each tool as it runs alone)"))
     print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []
@@ -567,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         "pg": lambda: pg_case(directory, plan),
         "tmpfs": lambda: overwrite_case("tmpfs", tmp_dir or "", plan),
         "limit": lambda: limit_case(directory, plan, exe or ""),
+        "noise": lambda: noise_case(directory, plan),
     }
     try:
         for c in cases:
@@ -586,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
                   "--size=22m --bs=2300 (etcd)",
         "tmpfs": f"tmpfs ({args.tmpfs_dir}): overwrite 4k + fdatasync (a no-op)  vs  the same fio job",
         "limit": "overwrite 4k + fdatasync, 16 MiB file  vs  bench/syncloop.c (the same system calls in C: the limit)",
+        "noise": "the overwrite case's fio job  vs  itself (the noise floor: every ratio above is only this exact)",
     }
     for s in all_series:
         if not s.pairs:
@@ -605,6 +708,12 @@ def main(argv: list[str] | None = None) -> int:
     if limit:
         print(f"\ncontext: fsyncprobe reaches {statistics.median(limit[0].ratios('ops')):.3f} of the C loop's "
               "ops/s (median of the pairs; not a target)")
+    noise = [s for s in all_series if s.name == "noise" and s.pairs]
+    if noise:
+        rs = noise[0].ratios("ops")
+        print(f"context: two runs of the same fio job: median ops/s ratio {statistics.median(rs):.3f} "
+              f"({CI_CONFIDENCE:.0%} CI {_fmt_ci(rs)}), single pairs {min(rs):.3f} to {max(rs):.3f}: "
+              "a difference inside that is the disk's, not the tool's (not a target)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"plan": asdict(plan), "series": [asdict(s) for s in all_series],

@@ -33,8 +33,8 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "bench/compare.py", "--quick", "--no-install", "--dir", str(mnt),
-         "--tmpfs-dir", str(mnt), "--cases", "overwrite,append,tmpfs,limit", "--cpu", str(max(os.sched_getaffinity(0))),
-         "--json", str(out)],
+         "--tmpfs-dir", str(mnt), "--cases", "overwrite,append,tmpfs,limit,noise",
+         "--cpu", str(max(os.sched_getaffinity(0))), "--waker", "5", "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     wall_s = time.monotonic() - started
@@ -43,7 +43,7 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
     assert wall_s < 60, f"--quick took {wall_s:.0f} s"
     data = json.loads(out.read_text())
     names = [s["name"] for s in data["series"]]
-    assert names == ["overwrite", "append", "tmpfs", "limit"]
+    assert names == ["overwrite", "append", "tmpfs", "limit", "noise"]
     for s in data["series"]:
         assert len(s["pairs"]) == 2
         for a, b in s["pairs"]:
@@ -52,9 +52,31 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
             assert b["latency_ns"]["p50"] > 0
     # the tables: one row per pair and a median row per case, each with a ratio
     medians = [line for line in proc.stdout.splitlines() if line.lstrip().startswith("median")]
-    assert len(medians) == 4
+    assert len(medians) == 5
     assert all(float(line.split()[3]) > 0 for line in medians)
     assert "both tools pinned to CPU" in proc.stdout
     assert "of the C loop's ops/s" in proc.stdout
+    assert "two runs of the same fio job" in proc.stdout
+    # --waker: announced, and every sleeper it started is gone with the run
+    assert "waker: a sleeper waking every 5 ms" in proc.stdout
+    assert not _wakers_running(), "compare.py left a --waker sleeper running"
+    # 2 pairs are too few for a 90 % interval of the median, and the tables say so
+    assert proc.stdout.count("confidence interval of each median ratio") == 5
+    assert "too few pairs" in proc.stdout
     # tmpfs is not a disk: only the tmpfs loop-overhead target applies
     assert [t["text"].split(":")[0] for t in data["targets"]] == ["tmpfs"]
+
+
+def _wakers_running() -> list[int]:
+    """Pids of compare.py's --waker sleepers (their program text is on the command line)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"time.sleep(d)" in cmdline:
+            pids.append(int(entry.name))
+    return pids
