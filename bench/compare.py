@@ -46,11 +46,13 @@ wake_affine_idle), so unpinned, each run lands on either side by chance, indepen
 two tools of a pair: a 25 % coin toss in every ratio.
 
 --waker MS runs a process that only sleeps MS milliseconds, over and over, on the measured CPU
-beside every run of either tool. On this VM an idle vCPU halts, and an I/O completion that finds
-it halted is served later than one that finds it awake: a 1 ms sleeper beside bench/syncloop.c
-made it 19 % faster, a 10 ms one 5 %. fio's parent and helper thread wake on timers while its
-job runs, which put fio about 5 % ahead of the C loop making the same system calls; with a
-waker beside both, neither tool's own threads decide how often the CPU wakes. Off by default.
+beside every run of a tool that has no such process of its own: fsyncprobe, the C loop,
+pg_test_fsync, but not fio (--waker-fio: fio too). On this VM an idle vCPU halts, and an I/O
+completion that finds it halted is served later than one that finds it awake: a 1 ms sleeper
+beside bench/syncloop.c made it 19 % faster, a 10 ms one 5 %. fio's parent process polls its
+job every 10 ms while it runs (fio backend.c, run_threads: do_usleep(10000); strace: about
+100 wake-ups a second), which put fio 5-7 % ahead of a C loop making the same system calls.
+--waker 10 gives the other tools the same. Off by default: each tool as it runs alone.
 
 What the latency ratios compare: fsyncprobe times one operation = pwrite + fdatasync. fio's JSON
 reports the write's completion latency (`write.clat_ns`) and the fdatasync's latency
@@ -98,9 +100,14 @@ SYNCLOOP_C = os.path.join(REPO, "bench", "syncloop.c")
 PIN_CPU: int | None = None
 """--cpu: the CPU every measured command runs on (None: wherever the scheduler puts it)."""
 WAKER_MS: float | None = None
-"""--waker: a process that sleeps this long, over and over, on the measured CPU during every run."""
-# The waker's whole program: nothing but the sleep, so all it does to the CPU is wake it.
+"""--waker: a process that sleeps this long, over and over, on the measured CPU during a run."""
+WAKER_FIO = False
+"""--waker-fio: the waker runs beside fio too (fio's parent process is a 10 ms waker of its own)."""
+WAKER_C = os.path.join(REPO, "bench", "waker.c")
+# Without a C compiler, the waker is this: nothing but the sleep.
 _WAKER_CODE = "import sys, time\nd = float(sys.argv[1]) / 1000\nwhile True:\n    time.sleep(d)\n"
+WAKER_CMD: list[str] | None = None
+"""The built bench/waker.c and its argument; None: the Python sleeper above."""
 # pg_test_fsync's label -> fsyncprobe's --sync (README "Workloads": dsync/sync are O_DSYNC/O_SYNC).
 PG_METHODS = {"fdatasync": "fdatasync", "fsync": "fsync", "open_datasync": "dsync", "open_sync": "sync"}
 
@@ -152,10 +159,17 @@ class Series:
 # Running the tools
 
 
-def run(cmd: list[str], timeout: float = 900) -> str:
+def wants_waker(own_waker: bool) -> bool:
+    """Whether a run gets the --waker sleeper: with --waker, every run but those of a tool with a
+    waker of its own (fio), unless --waker-fio asks for one there too."""
+    return WAKER_MS is not None and (WAKER_FIO or not own_waker)
+
+
+def run(cmd: list[str], timeout: float = 900, own_waker: bool = False) -> str:
     """Run a command, return its stdout; any failure is fatal with the command's stderr.
 
-    With --waker, a sleeper runs on the same CPU for the whole command (see `main`'s help)."""
+    With --waker, a sleeper runs on the same CPU for the whole command, unless the command
+    brings one of its own (`own_waker`: fio) and --waker-fio is not given."""
     pin = PIN_CPU
 
     def place() -> None:
@@ -163,8 +177,9 @@ def run(cmd: list[str], timeout: float = 900) -> str:
             os.sched_setaffinity(0, {pin})
 
     waker = None
-    if WAKER_MS is not None:
-        waker = subprocess.Popen([sys.executable, "-c", _WAKER_CODE, str(WAKER_MS)], preexec_fn=place,
+    if wants_waker(own_waker):
+        cmd_w = WAKER_CMD or [sys.executable, "-c", _WAKER_CODE, str(WAKER_MS)]
+        waker = subprocess.Popen(cmd_w, preexec_fn=place,
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
@@ -195,7 +210,9 @@ def fio(directory: str, args: list[str]) -> Sample:
     """One fio run in a fresh subdirectory (removed after), JSON output with histogram bins."""
     sub = tempfile.mkdtemp(prefix="fio-", dir=directory)
     try:
-        out = run(["fio", *args, f"--directory={sub}", "--output-format=json+"])
+        # fio's parent process polls its job every 10 ms (backend.c, run_threads:
+        # `while (nr_running) { reap_threads(...); do_usleep(10000); }`): a waker of its own.
+        out = run(["fio", *args, f"--directory={sub}", "--output-format=json+"], own_waker=True)
     finally:
         shutil.rmtree(sub, ignore_errors=True)
     # fio may print notices before the JSON document.
@@ -269,15 +286,15 @@ def pg_test_fsync(directory: str, seconds: int) -> dict[str, Sample]:
     return found  # a method printed as n/a (O_DIRECT refused, e.g. on tmpfs) is absent
 
 
-def build_syncloop(workdir: str) -> str | None:
-    """Compile bench/syncloop.c into `workdir`; None when there is no C compiler."""
+def build_c(workdir: str, source: str) -> str | None:
+    """Compile one of bench/'s C files into `workdir`; None when there is no C compiler."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None
-    exe = os.path.join(workdir, "syncloop")
-    proc = subprocess.run([cc, "-O2", "-o", exe, SYNCLOOP_C], capture_output=True, text=True, check=False)
+    exe = os.path.join(workdir, os.path.splitext(os.path.basename(source))[0])
+    proc = subprocess.run([cc, "-O2", "-o", exe, source], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        print(f"cc failed on {SYNCLOOP_C}:\n{proc.stderr.strip()}", file=sys.stderr)
+        print(f"cc failed on {source}:\n{proc.stderr.strip()}", file=sys.stderr)
         return None
     return exe
 
@@ -598,13 +615,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verdict-runs", type=int, default=3)
     parser.add_argument("--waker", type=float, default=None, metavar="MS",
                         help="run a process that only sleeps MS milliseconds, over and over, on the measured CPU "
-                        "during every run of either tool: holds the CPU's idle behaviour equal for both (on a "
-                        "VM a vCPU woken often serves each I/O completion sooner; fio's own helper threads do "
-                        "that for fio)")
+                        "beside every tool but fio, whose parent process wakes the CPU every 10 ms while its job "
+                        "runs (on a VM a vCPU woken often serves each I/O completion sooner): --waker 10 gives "
+                        "fsyncprobe, the C loop and pg_test_fsync what fio gives itself")
+    parser.add_argument("--waker-fio", action="store_true",
+                        help="with --waker: run the sleeper beside fio as well")
     parser.add_argument("--cpu", default=None, metavar="N|any", help="run every measured command on CPU N "
                         "(default: the last CPU this process may use); any: wherever the scheduler puts it")
     args = parser.parse_args(argv)
-    global PIN_CPU, WAKER_MS
+    global PIN_CPU, WAKER_MS, WAKER_FIO, WAKER_CMD
+    if args.waker_fio and args.waker is None:
+        parser.error("--waker-fio goes with --waker MS")
+    WAKER_FIO = args.waker_fio
     if args.waker is not None:
         if not 0 < args.waker <= 1000:
             parser.error("--waker takes milliseconds from 0 (exclusive) to 1000")
@@ -640,8 +662,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping pg: {PG_TEST_FSYNC} missing (Debian package postgresql-15)", file=sys.stderr)
         cases.remove("pg")
 
-    build_dir = tempfile.mkdtemp(prefix="fsyncprobe-syncloop-") if "limit" in cases else None
-    exe = build_syncloop(build_dir) if build_dir else None
+    build_dir = tempfile.mkdtemp(prefix="fsyncprobe-syncloop-") if "limit" in cases or WAKER_MS else None
+    exe = build_c(build_dir, SYNCLOOP_C) if build_dir and "limit" in cases else None
+    waker_exe = build_c(build_dir, WAKER_C) if build_dir and WAKER_MS else None
+    if waker_exe is not None:
+        WAKER_CMD = [waker_exe, f"{WAKER_MS:g}"]
+    elif WAKER_MS:
+        print("--waker: no C compiler for bench/waker.c, using a Python sleeper (costlier per wake-up)",
+              file=sys.stderr)
     if "limit" in cases and exe is None:
         print("skipping limit: no C compiler (cc) to build bench/syncloop.c", file=sys.stderr)
         cases.remove("limit")
@@ -657,7 +685,9 @@ def main(argv: list[str] | None = None) -> int:
         print(machine(tmp_dir).splitlines()[1])
     print("cpu: " + (f"both tools pinned to CPU {PIN_CPU} (--cpu)" if PIN_CPU is not None else
                      "not pinned (--cpu any: the scheduler places each run)"))
-    print("waker: " + (f"a sleeper waking every {WAKER_MS:g} ms beside every run (--waker)" if WAKER_MS else
+    print("waker: " + ((f"a sleeper waking every {WAKER_MS:g} ms beside every run (--waker, --waker-fio)"
+                        if WAKER_FIO else f"a sleeper waking every {WAKER_MS:g} ms beside every run but fio's "
+                        "(--waker; fio's parent wakes every 10 ms)") if WAKER_MS else
                        "none (each tool as it runs alone)"))
     print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")

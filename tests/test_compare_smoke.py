@@ -68,7 +68,8 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
 
 
 def _wakers_running() -> list[int]:
-    """Pids of compare.py's --waker sleepers (their program text is on the command line)."""
+    """Pids of compare.py's --waker sleepers: bench/waker.c built in its temp dir, or the Python
+    fallback (whose program text is on its command line)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -77,6 +78,7 @@ def _wakers_running() -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"time.sleep(d)" in cmdline:
+        argv0 = cmdline.split(b"\0", 1)[0]
+        if b"time.sleep(d)" in cmdline or (b"fsyncprobe-syncloop-" in argv0 and argv0.endswith(b"/waker")):
             pids.append(int(entry.name))
     return pids

@@ -104,3 +104,15 @@ def test_median_interval_covers_a_known_median_as_often_as_it_claims() -> None:
         hits += ci[0] <= 1.0 <= ci[1]
     expected = 1 - 2 * _binom_cdf_half(9, 1)
     assert abs(hits / trials - expected) < 0.02
+
+
+def test_the_waker_goes_beside_every_tool_but_fio_unless_asked(monkeypatch) -> None:
+    # --waker gives the other tools what fio's parent process (a 10 ms poller) gives fio.
+    monkeypatch.setattr(compare, "WAKER_MS", None)
+    assert not compare.wants_waker(own_waker=False) and not compare.wants_waker(own_waker=True)
+    monkeypatch.setattr(compare, "WAKER_MS", 10.0)
+    monkeypatch.setattr(compare, "WAKER_FIO", False)
+    assert compare.wants_waker(own_waker=False)
+    assert not compare.wants_waker(own_waker=True)
+    monkeypatch.setattr(compare, "WAKER_FIO", True)
+    assert compare.wants_waker(own_waker=True)
