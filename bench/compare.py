@@ -99,15 +99,14 @@ ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit", "noise")
 SYNCLOOP_C = os.path.join(REPO, "bench", "syncloop.c")
 PIN_CPU: int | None = None
 """--cpu: the CPU every measured command runs on (None: wherever the scheduler puts it)."""
-WAKER_MS: float | None = None
-"""--waker: a process that sleeps this long, over and over, on the measured CPU during a run."""
+WAKER_CMD: list[str] | None = None
+"""--waker: the sleeper to run on the measured CPU during a run (the built bench/waker.c, or
+without a C compiler the Python sleeper `_WAKER_CODE`); None without --waker."""
 WAKER_FIO = False
 """--waker-fio: the waker runs beside fio too (fio's parent process is a 10 ms waker of its own)."""
 WAKER_C = os.path.join(REPO, "bench", "waker.c")
 # Without a C compiler, the waker is this: nothing but the sleep.
 _WAKER_CODE = "import sys, time\nd = float(sys.argv[1]) / 1000\nwhile True:\n    time.sleep(d)\n"
-WAKER_CMD: list[str] | None = None
-"""The built bench/waker.c and its argument; None: the Python sleeper above."""
 # pg_test_fsync's label -> fsyncprobe's --sync (README "Workloads": dsync/sync are O_DSYNC/O_SYNC).
 PG_METHODS = {"fdatasync": "fdatasync", "fsync": "fsync", "open_datasync": "dsync", "open_sync": "sync"}
 
@@ -159,10 +158,10 @@ class Series:
 # Running the tools
 
 
-def wants_waker(own_waker: bool) -> bool:
-    """Whether a run gets the --waker sleeper: with --waker, every run but those of a tool with a
+def waker_for(own_waker: bool) -> list[str] | None:
+    """The --waker sleeper a run gets, or None: with --waker, every run but those of a tool with a
     waker of its own (fio), unless --waker-fio asks for one there too."""
-    return WAKER_MS is not None and (WAKER_FIO or not own_waker)
+    return WAKER_CMD if WAKER_FIO or not own_waker else None
 
 
 def run(cmd: list[str], timeout: float = 900, own_waker: bool = False) -> str:
@@ -177,9 +176,9 @@ def run(cmd: list[str], timeout: float = 900, own_waker: bool = False) -> str:
             os.sched_setaffinity(0, {pin})
 
     waker = None
-    if wants_waker(own_waker):
-        cmd_w = WAKER_CMD or [sys.executable, "-c", _WAKER_CODE, str(WAKER_MS)]
-        waker = subprocess.Popen(cmd_w, preexec_fn=place,
+    waker_cmd = waker_for(own_waker)
+    if waker_cmd is not None:
+        waker = subprocess.Popen(waker_cmd, preexec_fn=place,
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
@@ -623,14 +622,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", default=None, metavar="N|any", help="run every measured command on CPU N "
                         "(default: the last CPU this process may use); any: wherever the scheduler puts it")
     args = parser.parse_args(argv)
-    global PIN_CPU, WAKER_MS, WAKER_FIO, WAKER_CMD
+    global PIN_CPU, WAKER_FIO, WAKER_CMD
     if args.waker_fio and args.waker is None:
         parser.error("--waker-fio goes with --waker MS")
     WAKER_FIO = args.waker_fio
-    if args.waker is not None:
-        if not 0 < args.waker <= 1000:
-            parser.error("--waker takes milliseconds from 0 (exclusive) to 1000")
-        WAKER_MS = args.waker
+    if args.waker is not None and not 0 < args.waker <= 1000:
+        parser.error("--waker takes milliseconds from 0 (exclusive) to 1000")
     allowed = sorted(os.sched_getaffinity(0))
     if args.cpu is None:
         PIN_CPU = allowed[-1]
@@ -662,14 +659,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping pg: {PG_TEST_FSYNC} missing (Debian package postgresql-15)", file=sys.stderr)
         cases.remove("pg")
 
-    build_dir = tempfile.mkdtemp(prefix="fsyncprobe-syncloop-") if "limit" in cases or WAKER_MS else None
+    want_cc = "limit" in cases or args.waker is not None
+    build_dir = tempfile.mkdtemp(prefix="fsyncprobe-compare-cc-") if want_cc else None
     exe = build_c(build_dir, SYNCLOOP_C) if build_dir and "limit" in cases else None
-    waker_exe = build_c(build_dir, WAKER_C) if build_dir and WAKER_MS else None
-    if waker_exe is not None:
-        WAKER_CMD = [waker_exe, f"{WAKER_MS:g}"]
-    elif WAKER_MS:
-        print("--waker: no C compiler for bench/waker.c, using a Python sleeper (costlier per wake-up)",
-              file=sys.stderr)
+    if args.waker is not None:
+        waker_exe = build_c(build_dir, WAKER_C) if build_dir else None
+        if waker_exe is not None:
+            WAKER_CMD = [waker_exe, f"{args.waker:g}"]
+        else:
+            print("--waker: no C compiler for bench/waker.c, using a Python sleeper (costlier per wake-up)",
+                  file=sys.stderr)
+            WAKER_CMD = [sys.executable, "-c", _WAKER_CODE, f"{args.waker:g}"]
     if "limit" in cases and exe is None:
         print("skipping limit: no C compiler (cc) to build bench/syncloop.c", file=sys.stderr)
         cases.remove("limit")
@@ -685,10 +685,13 @@ def main(argv: list[str] | None = None) -> int:
         print(machine(tmp_dir).splitlines()[1])
     print("cpu: " + (f"both tools pinned to CPU {PIN_CPU} (--cpu)" if PIN_CPU is not None else
                      "not pinned (--cpu any: the scheduler places each run)"))
-    print("waker: " + ((f"a sleeper waking every {WAKER_MS:g} ms beside every run (--waker, --waker-fio)"
-                        if WAKER_FIO else f"a sleeper waking every {WAKER_MS:g} ms beside every run but fio's "
-                        "(--waker; fio's parent wakes every 10 ms)") if WAKER_MS else
-                       "none (each tool as it runs alone)"))
+    if args.waker is None:
+        print("waker: none (each tool as it runs alone)")
+    elif WAKER_FIO:
+        print(f"waker: a sleeper waking every {args.waker:g} ms beside every run (--waker, --waker-fio)")
+    else:
+        print(f"waker: a sleeper waking every {args.waker:g} ms beside every run but fio's "
+              "(--waker; fio's parent wakes every 10 ms)")
     print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []

@@ -79,6 +79,6 @@ def _wakers_running() -> list[int]:
         except OSError:
             continue
         argv0 = cmdline.split(b"\0", 1)[0]
-        if b"time.sleep(d)" in cmdline or (b"fsyncprobe-syncloop-" in argv0 and argv0.endswith(b"/waker")):
+        if b"time.sleep(d)" in cmdline or (b"fsyncprobe-compare-cc-" in argv0 and argv0.endswith(b"/waker")):
             pids.append(int(entry.name))
     return pids

@@ -108,11 +108,11 @@ def test_median_interval_covers_a_known_median_as_often_as_it_claims() -> None:
 
 def test_the_waker_goes_beside_every_tool_but_fio_unless_asked(monkeypatch) -> None:
     # --waker gives the other tools what fio's parent process (a 10 ms poller) gives fio.
-    monkeypatch.setattr(compare, "WAKER_MS", None)
-    assert not compare.wants_waker(own_waker=False) and not compare.wants_waker(own_waker=True)
-    monkeypatch.setattr(compare, "WAKER_MS", 10.0)
+    monkeypatch.setattr(compare, "WAKER_CMD", None)
+    assert compare.waker_for(own_waker=False) is None and compare.waker_for(own_waker=True) is None
+    monkeypatch.setattr(compare, "WAKER_CMD", ["waker", "10"])
     monkeypatch.setattr(compare, "WAKER_FIO", False)
-    assert compare.wants_waker(own_waker=False)
-    assert not compare.wants_waker(own_waker=True)
+    assert compare.waker_for(own_waker=False) == ["waker", "10"]
+    assert compare.waker_for(own_waker=True) is None
     monkeypatch.setattr(compare, "WAKER_FIO", True)
-    assert compare.wants_waker(own_waker=True)
+    assert compare.waker_for(own_waker=True) == ["waker", "10"]
