@@ -112,7 +112,9 @@ def describe_device(path: str, quiet: bool = False) -> DeviceReport | None:
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default="/var/lib")
 @bench_options
 @click.option("--sched-probe/--no-sched-probe", default=True, show_default=True,
-              help="Measure how late a real-time sleeper process wakes beside the workload.")
+              help="Measure how late a real-time sleeper process wakes beside the workload. On a VM its "
+              "wake-ups can raise the measured rate (README 'Performance'); --no-sched-probe measures the "
+              "disk alone.")
 @output_options((OutputFormat.TABLE, OutputFormat.JSON, OutputFormat.MARKDOWN))
 @handle_errors
 def bench(
