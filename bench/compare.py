@@ -1,4 +1,4 @@
-"""fsyncprobe against fio and pg_test_fsync on the same directory (issue 7, README "Performance").
+"""fsyncprobe against fio and pg_test_fsync on the same directory (issue 7, docs/performance.md).
 
 A benchmark that adds its own overhead lies. This script runs fsyncprobe and an established tool
 with matching parameters on one directory, interleaved A B B A (fsyncprobe first in even pairs, the

@@ -1,4 +1,4 @@
-"""Peak memory of a long run: fsyncprobe must not keep every sample (issue 7, README "Performance").
+"""Peak memory of a long run: fsyncprobe must not keep every sample (issue 7, docs/performance.md).
 
 Runs `fsyncprobe bench` on a tmpfs (where fsync is a no-op, so operations are as fast as Python
 can issue them and a run piles up the most samples per second) for a fixed number of operations,

@@ -52,7 +52,7 @@ def one_line_error(proc: subprocess.CompletedProcess[str], exit_code: int, *need
     assert others == [], err
     for needle in needles:
         assert needle in errors[0], (needle, errors[0])
-    log = os.environ.get("FSYNCPROBE_FAULT_LOG")  # collects the real lines for README's table
+    log = os.environ.get("FSYNCPROBE_FAULT_LOG")  # collects the real lines for docs/failures.md's table
     if log:
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '?')}\t{proc.returncode}\t{errors[0]}\n")

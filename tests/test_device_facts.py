@@ -43,15 +43,16 @@ def test_no_udev_database_means_sysfs_only_and_the_report_says_so() -> None:
     assert any("sysfs alone" in e for e in report.evidence) is not has_db
 
 
-def test_bench_keeps_going_when_the_device_cannot_be_described(
-    tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    from fsyncprobe.cli.bench import describe_device
+def test_a_run_keeps_going_when_the_device_cannot_be_described(tmp_path: os.PathLike[str]) -> None:
+    from fsyncprobe.pipeline import Feedback, _device_of
 
-    assert describe_device(os.path.join(tmp_path, "gone")) is None
-    err = capsys.readouterr().err
-    assert "warning: device not identified" in err and "no such file" in err
-    assert describe_device(str(tmp_path)) is not None
+    warnings: list[str] = []
+    assert _device_of(os.path.join(tmp_path, "gone"), Feedback(warn=warnings.append)) == (None, None)
+    assert len(warnings) == 1
+    assert "device not identified" in warnings[0] and "no such file" in warnings[0]
+    snap, found = _device_of(str(tmp_path), Feedback(warn=warnings.append))
+    assert snap is not None and found is not None and found.path == str(tmp_path)
+    assert len(warnings) == 1
 
 
 def test_snapshot_file_errors_name_the_snapshot_option(tmp_path: os.PathLike[str]) -> None:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from fsyncprobe.device import block_devices_for, describe
-from fsyncprobe.device.model import DeviceClass
+from fsyncprobe.device import describe, snapshot
+from fsyncprobe.device.types import DeviceClass
+from fsyncprobe.measure.blockstats import BlockDevice, devices_of
 from tests import realfs
 from tests.cli_helpers import fsyncprobe
 
@@ -93,9 +94,9 @@ def test_partitioned_loop_device(tmp_path: Path) -> None:
             # the image lives on `/`'s filesystem, so the leaf is `/`'s disk
             assert leaf.name == describe("/").leaves[0].name
             assert report.device_class is _root_class()
-            pairs = block_devices_for(str(mnt))
-            assert pairs[0] == (f"{loop}p2", "mounted")
-            assert (leaf.name, "leaf") in pairs
+            devices = devices_of(snapshot(str(mnt)))
+            assert devices[0] == BlockDevice(f"{loop}p2", "mounted")
+            assert BlockDevice(leaf.name, "leaf") in devices
 
 
 def test_loop_inside_a_loop_mounted_filesystem(tmp_path: Path) -> None:
@@ -135,7 +136,7 @@ def test_tmpfs_is_ram(tmp_path: Path) -> None:
     with realfs.tmpfs(tmp_path) as mnt:
         report = describe(str(mnt))
         assert report.device_class is DeviceClass.RAM
-        assert block_devices_for(str(mnt)) == []
+        assert devices_of(snapshot(str(mnt))) == ()
 
 
 def test_overlayfs_follows_its_upper_layer(tmp_path: Path) -> None:
@@ -178,7 +179,7 @@ def test_overlayfs_upper_on_a_loop_ext4_reaches_the_disk(tmp_path: Path) -> None
             # writes land in the upper layer: its loop device, then the disk under the image
             assert leaf.stack[0] == up.kernel_name, leaf.stack
             assert leaf.name == describe("/").leaves[0].name
-            assert block_devices_for(str(merged))[0] == (up.kernel_name, "mounted")
+            assert devices_of(snapshot(str(merged)))[0] == BlockDevice(up.kernel_name, "mounted")
 
 
 def test_loop_whose_backing_file_was_deleted(tmp_path: Path) -> None:

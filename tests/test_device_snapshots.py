@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from fsyncprobe.device import from_snapshot_file
 from fsyncprobe.device.classify import classify, classify_chain
 from fsyncprobe.device.facts import Node, snapshot_from_json, snapshot_to_json
-from fsyncprobe.device.model import Confidence, DeviceClass
+from fsyncprobe.device.types import Confidence, DeviceClass
 from fsyncprobe.errors import InputError
 from tests.cli_helpers import fsyncprobe
 

@@ -4,7 +4,7 @@ Every case runs the real CLI in a subprocess and checks what shared/DESIGN.md pr
 exit code (2 usage, 3 could not measure), one `fsyncprobe: error:` line and no traceback, no
 temp dir left behind (or, where the filesystem itself went read-only, the leftover named in
 that line), every pre-existing file byte for byte unchanged, and a cut-short run's JSON marked
-`partial: true`. SIGINT/SIGTERM in warm-up and mid-run are in test_bench_realfs.py.
+`partial: true`. SIGINT/SIGTERM in warm-up and mid-run are in test_measure_realfs.py.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def test_sqlite_full_disk_maps_to_the_no_space_line(tmp_path: Path) -> None:
     # an OSError: a real one, from a real full tmpfs, must read like every other ENOSPC.
     import sqlite3
 
-    from fsyncprobe.probe import _as_measure_error
+    from fsyncprobe.measure.failures import as_measure_error
 
     with realfs.tmpfs(tmp_path, size="256k", name="full") as fs:
         con = sqlite3.connect(fs / "t.db", isolation_level=None)
@@ -134,7 +134,7 @@ def test_sqlite_full_disk_maps_to_the_no_space_line(tmp_path: Path) -> None:
         finally:
             con.close()
     assert getattr(err, "sqlite_errorname", "").startswith("SQLITE_FULL"), err
-    message = str(_as_measure_error(err, "/some/path"))
+    message = str(as_measure_error(err, "/some/path"))
     assert message.startswith("/some/path: no space left") and "SQLITE_FULL" in message, message
 
 

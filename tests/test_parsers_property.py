@@ -2,7 +2,7 @@
 
 A user's typo and a corrupt file must end as one line and exit 2 (shared/DESIGN.md, "Commands"):
 in the core that means the parsers raise only ValueError and the report loader only
-`serialize.DecodeError` (a ValueError); anything else (KeyError, TypeError, AttributeError)
+`codec.DecodeError` (a ValueError); anything else (KeyError, TypeError, AttributeError)
 would escape `handle_errors` as a traceback.
 """
 
@@ -19,9 +19,11 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from fsyncprobe import ring, serialize
 from fsyncprobe.errors import FsyncprobeError
-from fsyncprobe.report import Report
+from fsyncprobe.report import codec
+from fsyncprobe.report.types import Report
+from fsyncprobe.ring import model as ring
+from fsyncprobe.ring.inputs import node_from_report
 from fsyncprobe.units import format_duration_ns, format_size, parse_duration_ns, parse_size
 
 SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -178,15 +180,15 @@ def test_a_mutated_report_is_loaded_or_refused_with_a_decode_error(
     base = data.draw(st.sampled_from(valid_reports))
     doc = data.draw(mutated(base))
     try:
-        report = serialize.from_jsonable(Report, doc, "report")
-    except ValueError:  # serialize.DecodeError is one, and so is what a dataclass check raises
+        report = codec.from_jsonable(Report, doc, "report")
+    except ValueError:  # codec.DecodeError is one, and so is what a dataclass check raises
         return
     assert isinstance(report, Report)
     # What `fsyncprobe model --from-report` does next with a report that decoded: only the
     # errors the CLI turns into one line may come out.
     if report.benches:
         try:
-            ring.node_from_report(report)
+            node_from_report(report)
         except FsyncprobeError:
             pass
 
@@ -196,13 +198,13 @@ def test_a_mutated_report_is_loaded_or_refused_with_a_decode_error(
 def test_arbitrary_json_is_refused_with_a_decode_error(doc: Any) -> None:
     assume(not isinstance(doc, dict) or doc)
     with pytest.raises(ValueError):
-        serialize.from_jsonable(Report, doc, "report")
+        codec.from_jsonable(Report, doc, "report")
 
 
 def test_valid_reports_load(valid_reports: list[dict[str, Any]], tmp_path: Path) -> None:
     for doc in valid_reports:
-        report = serialize.from_jsonable(Report, doc, "report")
-        assert serialize.to_jsonable(report) == json.loads(json.dumps(doc))
+        report = codec.from_jsonable(Report, doc, "report")
+        assert codec.to_jsonable(report) == json.loads(json.dumps(doc))
 
 
 # --- the snapshot loader and the model on decodable but odd numbers ---------------------------
@@ -259,11 +261,11 @@ def test_a_report_with_odd_numbers_goes_through_the_model_or_is_refused(
             st.floats(allow_nan=False, allow_infinity=False),
         ))
     try:
-        report = serialize.from_jsonable(Report, doc, "report")
+        report = codec.from_jsonable(Report, doc, "report")
     except ValueError:
         return
     try:
-        ring.run_model([ring.node_from_report(report)], ring.ModelParams())
+        ring.run_model([node_from_report(report)], ring.ModelParams())
     except FsyncprobeError:
         pass
 
@@ -274,6 +276,6 @@ def test_a_histogram_count_no_run_can_have_is_an_input_error(valid_reports: list
     # OverflowError (a traceback) from `model --from-report`.
     doc = copy.deepcopy(valid_reports[0])
     doc["benches"][0]["histogram"]["buckets"][0][1] = count
-    report = serialize.from_jsonable(Report, doc, "report")
+    report = codec.from_jsonable(Report, doc, "report")
     with pytest.raises(FsyncprobeError, match="not a measured run"):
-        ring.node_from_report(report)
+        node_from_report(report)

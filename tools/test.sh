@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-# Debian packages the tests drive for real (keep in sync with README "Testing").
+# Debian packages the tests drive for real (keep in sync with README "Testing" and CONTRIBUTING.md "Tests").
 APT_PACKAGES=(
   e2fsprogs util-linux mount    # mkfs.ext4, losetup, mount, setpriv, fsfreeze
   fdisk                         # sfdisk: a partitioned loop device (device tests)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import __version__
-from fsyncprobe.cli.common import OneLineErrorGroup
+from fsyncprobe.cli.errors import OneLineErrorGroup
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

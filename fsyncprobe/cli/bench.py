@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import datetime
-import socket
-import sys
-
 import click
 
-from fsyncprobe import __version__
+from fsyncprobe import pipeline
 from fsyncprobe.cli import main
-from fsyncprobe.cli.common import (
-    OutputFormat,
-    duration_option,
-    handle_errors,
-    output_options,
-    resolve_format,
-    size_option,
-    warn,
-    write_output,
-)
-from fsyncprobe.cli.progress import progress_reporter
-from fsyncprobe.device import describe
-from fsyncprobe.device.model import DeviceReport
-from fsyncprobe.errors import FsyncprobeError, UsageError
-from fsyncprobe.probe import PartialRunError, run_bench
-from fsyncprobe.render import render
-from fsyncprobe.report import BenchParams, BenchResult, Report, SyncMethod, Workload
+from fsyncprobe.cli.errors import handle_errors
+from fsyncprobe.cli.options import duration_option, output_options, resolve_format, size_option
+from fsyncprobe.cli.output import emit, feedback
+from fsyncprobe.measure.types import BenchParams, SyncMethod, Workload
+from fsyncprobe.measure.workloads import default_block_size
+from fsyncprobe.render import Format
 from fsyncprobe.units import format_size
-from fsyncprobe.workloads import PVEPERF_WRITE_BYTES
 
 MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond that a typo is likelier than a plan
 MAX_BLOCK_SIZE = 64 << 20
 DAY_NS = 86_400 * 1_000_000_000
-
-
-def new_report(command: str, path: str | None, benches: tuple[BenchResult, ...] = (), **kw: object) -> Report:
-    """A report stamped with this host, time and version."""
-    return Report(
-        command=command,
-        tool_version=__version__,
-        created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        hostname=socket.gethostname(),
-        path=path,
-        benches=benches,
-        **kw,  # type: ignore[arg-type]
-    )
+DEFAULT_DURATION_NS = 5_000_000_000
 
 
 def bench_options(fn: click.decorators.FC) -> click.decorators.FC:
-    """The workload options shared by `bench` and `verdict`."""
+    """The workload options of `bench`."""
     opts = [
         click.option("--workload", "-w", type=click.Choice([w.value for w in Workload]), default="pveperf",
                      show_default=True, help="What one operation is (see README, 'Workloads')."),
@@ -84,14 +56,14 @@ def make_params(
     if duration is not None and ops is not None:
         raise click.UsageError("--duration and --ops exclude each other: give one")
     if block_size is None:
-        block_size = PVEPERF_WRITE_BYTES if wl is Workload.PVEPERF else 4096
+        block_size = default_block_size(wl)
     if wl in (Workload.OVERWRITE, Workload.APPEND) and block_size > file_size:
         raise click.UsageError(
             f"--block-size {format_size(block_size)} is larger than --file-size {format_size(file_size)}: "
             f"accepted 1 B up to the file size"
         )
     if duration is None and ops is None:
-        duration = 5_000_000_000
+        duration = DEFAULT_DURATION_NS
     return BenchParams(
         path=path, workload=wl, sync=SyncMethod(sync), block_size_bytes=block_size,
         file_size_bytes=file_size, duration_ns=duration, ops_limit=ops, warmup_ns=warmup,
@@ -99,23 +71,14 @@ def make_params(
     )
 
 
-def describe_device(path: str, quiet: bool = False) -> DeviceReport | None:
-    """The device section, or None with a warning: the measurement stands without it."""
-    try:
-        return describe(path)
-    except FsyncprobeError as exc:
-        warn(f"device not identified: {exc}", quiet)
-        return None
-
-
 @main.command()
-@click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default="/var/lib")
+@click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default=pipeline.DEFAULT_BENCH_PATH)
 @bench_options
 @click.option("--sched-probe/--no-sched-probe", default=True, show_default=True,
               help="Measure how late a real-time sleeper process wakes beside the workload. On a VM its "
               "wake-ups can raise the measured rate (README 'Performance'); --no-sched-probe measures the "
               "disk alone.")
-@output_options((OutputFormat.TABLE, OutputFormat.JSON, OutputFormat.MARKDOWN))
+@output_options((Format.TABLE, Format.JSON, Format.MARKDOWN))
 @handle_errors
 def bench(
     path: str, workload: str, sync: str, block_size: int | None, file_size: int, duration: int | None,
@@ -129,21 +92,10 @@ def bench(
     """
     out_format = resolve_format(fmt, as_json)
     params = make_params(path, workload, sync, block_size, file_size, duration, ops, warmup, stall_threshold)
-    with progress_reporter(enabled=not (quiet or no_progress)) as progress:
+    with feedback(quiet, no_progress) as fb:
         try:
-            result = run_bench(params, progress=progress, sched_probe=sched_probe)
-        except PartialRunError as exc:
-            if exc.result is not None:
-                report = new_report("bench", path, (exc.result,), warnings=(f"partial run: {exc.cause}",))
-                write_output(render(report, out_format.value), output)
+            report = pipeline.bench(params, sched_probe=sched_probe, feedback=fb)
+        except pipeline.PartialRun as exc:
+            emit(exc.report, out_format, output)
             raise exc.cause from None
-    device = describe_device(path, quiet)
-    report = new_report("bench", path, (result,), device=device)
-    for note in result.notes:
-        warn(note, quiet)
-    write_output(render(report, out_format.value), output)
-    if result.partial:
-        sys.exit(3)
-
-
-__all__ = ["UsageError", "bench", "bench_options", "make_params", "new_report"]
+    emit(report, out_format, output)

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import socket
-
 import click
 
-from fsyncprobe import corosync, ring
+from fsyncprobe import pipeline
 from fsyncprobe.cli import main
-from fsyncprobe.cli.bench import new_report
-from fsyncprobe.cli.common import OutputFormat, handle_errors, output_options, resolve_format, warn, write_output
-from fsyncprobe.errors import InputError, UsageError
-from fsyncprobe.render import render
-from fsyncprobe.report import Report
-from fsyncprobe.serialize import DecodeError, from_jsonable
-
-
-def load_report(path: str) -> Report:
-    """Read a saved report; any problem is one InputError line naming the file and the key."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not a JSON report: {exc}") from None
-    try:
-        return from_jsonable(Report, data, "report")
-    except DecodeError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    except (TypeError, ValueError) as exc:  # a value the dataclasses reject
-        raise InputError(f"{path}: not a valid report: {exc}") from None
+from fsyncprobe.cli.errors import handle_errors
+from fsyncprobe.cli.options import output_options, resolve_format
+from fsyncprobe.cli.output import emit, feedback
+from fsyncprobe.errors import UsageError
+from fsyncprobe.render import Format
+from fsyncprobe.ring.model import MAX_NODES_SEARCHED
 
 
 def parse_latencies(values: tuple[str, ...]) -> list[float]:
@@ -58,7 +38,7 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
               help="A saved `bench`/`verdict` JSON report (repeat for several nodes).")
 @click.option("--latency-ms", "latency_ms", multiple=True, metavar="MS[,MS...]",
               help="Sync latencies in ms instead of a report (comma-separated, repeatable).")
-@click.option("--nodes", "-n", type=click.IntRange(1, ring.MAX_NODES_SEARCHED), default=None,
+@click.option("--nodes", "-n", type=click.IntRange(1, MAX_NODES_SEARCHED), default=None,
               help="Nodes in the ring (default: from corosync.conf, else the number of reports, else 3).")
 @click.option("--token", "token_ms", type=click.FloatRange(min=1, max=600_000), default=None, metavar="MS",
               help="totem.token in ms (default: corosync.conf, else 3000).")
@@ -80,7 +60,7 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap interval.")
 @click.option("--tail-shape-max", type=click.FloatRange(min=0, max=0.9), default=None, metavar="XI",
               help="Largest generalised Pareto shape the stall tail may take (default 0: an exponential tail).")
-@output_options((OutputFormat.TABLE, OutputFormat.JSON, OutputFormat.MARKDOWN))
+@output_options((Format.TABLE, Format.JSON, Format.MARKDOWN))
 @handle_errors
 def model(
     from_reports: tuple[str, ...], latency_ms: tuple[str, ...], nodes: int | None, token_ms: float | None,
@@ -95,39 +75,13 @@ def model(
     2 for bad options or an unreadable report or corosync.conf.
     """
     out_format = resolve_format(fmt, as_json)
-    if bool(from_reports) == bool(latency_ms):
+    if from_reports and latency_ms:  # before parsing the latencies, so this is the error shown
         raise UsageError("give either --from-report R.json or --latency-ms MS[,MS...]")
-    if conf_path and no_corosync_conf:
-        raise UsageError("--corosync-conf conflicts with --no-corosync-conf")
-
-    if from_reports:
-        reports = [load_report(p) for p in from_reports]
-        dists = [ring.node_from_report(r) for r in reports]
-        hostname = reports[0].hostname if len(reports) == 1 else socket.gethostname()
-    else:
-        dists = [ring.node_from_latencies("given latencies", parse_latencies(latency_ms))]
-        hostname = socket.gethostname()
-
-    settings = corosync.CorosyncSettings()
-    if not no_corosync_conf:
-        path = conf_path or corosync.find_conf()
-        if path:
-            settings = corosync.read_conf(path)
-    run_warnings: list[str] = []
-    conf_nodes = settings.nodes
-    if conf_nodes is not None and conf_nodes < 2 and nodes is None:
-        run_warnings.append(f"{settings.source} lists {conf_nodes} node: node count not taken from it")
-        conf_nodes = None
-    n = nodes or conf_nodes or (len(dists) if len(dists) > 1 else 3)
-
-    params = ring.params_from_settings(
-        settings, nodes=n, token_ms=token_ms, token_coefficient_ms=token_coefficient_ms,
-        network_latency_ms=network_latency_ms, jitter_ms=jitter_ms, coupling=coupling,
-        target_years_per_false_loss=target_years, seed=seed, tail_shape_max=tail_shape_max,
+    ring = pipeline.RingOptions(
+        nodes=nodes, token_ms=token_ms, token_coefficient_ms=token_coefficient_ms, conf_path=conf_path,
+        read_conf=not no_corosync_conf, coupling=coupling, network_latency_ms=network_latency_ms,
+        jitter_ms=jitter_ms, target_years=target_years, seed=seed, tail_shape_max=tail_shape_max,
     )
-    result = ring.run_model(dists, params)
-    report = new_report("model", None, model=result, warnings=tuple(run_warnings))
-    report = Report(**{**report.__dict__, "hostname": hostname})
-    for w in (*run_warnings, *result.warnings):
-        warn(w, quiet)
-    write_output(render(report, out_format.value), output)
+    with feedback(quiet, no_progress) as fb:
+        report = pipeline.model(from_reports, parse_latencies(latency_ms) if latency_ms else (), ring, fb)
+    emit(report, out_format, output)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from fsyncprobe.probe import Progress as EngineProgress
-from fsyncprobe.probe import ProgressCallback
+from fsyncprobe.measure.loop import Progress as EngineProgress
+from fsyncprobe.measure.loop import ProgressCallback
 
 
 @contextlib.contextmanager

@@ -11,8 +11,8 @@ import os
 
 from fsyncprobe.device.classify import classify
 from fsyncprobe.device.facts import Snapshot, load_snapshot, snapshot_to_json
-from fsyncprobe.device.model import DeviceReport
 from fsyncprobe.device.stack import resolve
+from fsyncprobe.device.types import DeviceReport
 from fsyncprobe.errors import MeasureError, UsageError
 
 
@@ -31,22 +31,6 @@ def describe(path: str) -> DeviceReport:
     return classify(snapshot(path))
 
 
-def block_devices_for(path: str) -> list[tuple[str, str]]:
-    """Kernel block devices under `path` with their role: the mounted one(s) then the leaves.
-
-    Used to read /proc/diskstats counters around a measurement; [] for tmpfs or NFS.
-    """
-    snap = snapshot(path)
-    out: list[tuple[str, str]] = []
-    for stack in snap.stacks:
-        if stack and (stack[0], "mounted") not in out:
-            out.append((stack[0], "mounted"))
-    for stack in snap.stacks:
-        if stack and stack[-1] != stack[0] and (stack[-1], "leaf") not in out:
-            out.append((stack[-1], "leaf"))
-    return out
-
-
 def from_snapshot_file(file: str) -> DeviceReport:
     """Classify a saved snapshot (InputError, exit 2, when it is malformed)."""
     return classify(load_snapshot(file))
@@ -57,4 +41,4 @@ def snapshot_json(s: Snapshot) -> str:
     return json.dumps(snapshot_to_json(s), indent=2, sort_keys=False) + os.linesep
 
 
-__all__ = ["block_devices_for", "describe", "from_snapshot_file", "snapshot", "snapshot_json"]
+__all__ = ["describe", "from_snapshot_file", "snapshot", "snapshot_json"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 
 from fsyncprobe.device.facts import Node, Snapshot
-from fsyncprobe.device.model import Confidence, DeviceClass, DeviceReport, LeafDevice, MountInfo
-from fsyncprobe.device.stack import NETWORK_FSTYPES, RAM_FSTYPES
+from fsyncprobe.device.fstypes import NETWORK_FSTYPES, RAM_FSTYPES
+from fsyncprobe.device.types import Confidence, DeviceClass, DeviceReport, LeafDevice, MountInfo
 
 # Best to worst for holding cluster state; a path is as bad as its worst leaf.
 SEVERITY: tuple[DeviceClass, ...] = (

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from fsyncprobe.device.model import MountInfo
+from fsyncprobe.device.types import MountInfo
 from fsyncprobe.errors import InputError
 
 SNAPSHOT_VERSION = 1

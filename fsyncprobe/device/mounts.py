@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from fsyncprobe.device.model import MountInfo
+from fsyncprobe.device.types import MountInfo
 
 MOUNTINFO = "/proc/self/mountinfo"
 

@@ -18,14 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fsyncprobe.device.facts import SYS, Snapshot, _udev_context, collect_chain, read_attribute
-from fsyncprobe.device.model import MountInfo
+from fsyncprobe.device.fstypes import NETWORK_FSTYPES, RAM_FSTYPES
 from fsyncprobe.device.mounts import MOUNTINFO, MountEntry, find_mount, mount_info, parse_mountinfo
+from fsyncprobe.device.types import MountInfo
 
-RAM_FSTYPES = frozenset({"tmpfs", "ramfs", "devtmpfs", "hugetlbfs"})
-NETWORK_FSTYPES = frozenset({
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "fuse.glusterfs", "fuse.ceph",
-    "fuse.cephfs", "9p", "afs", "fuse.sshfs", "lustre", "ocfs2", "gfs2",
-})
 _MAX_DEPTH = 16  # a loop file on a loop file on ... deeper than this is a cycle
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from fsyncprobe.report import Report
-from fsyncprobe.serialize import to_jsonable
+from fsyncprobe.report.codec import to_jsonable
+from fsyncprobe.report.types import Report
 
 
 def render(report: Report) -> str:

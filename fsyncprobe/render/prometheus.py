@@ -21,9 +21,9 @@ import datetime
 import math
 from collections.abc import Iterable
 
-from fsyncprobe.report import BenchResult, Report
+from fsyncprobe.measure.types import BenchResult
+from fsyncprobe.report.types import Report
 
-_LEVEL = {"pass": 0, "warn": 1, "fail": 2}
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -107,7 +107,7 @@ def render(report: Report) -> str:
 
     v = report.verdict
     if v is not None:
-        f.add("fsyncprobe_verdict_level", "gauge", "Verdict: 0 PASS, 1 WARN, 2 FAIL.", _LEVEL[v.level.value])
+        f.add("fsyncprobe_verdict_level", "gauge", "Verdict: 0 PASS, 1 WARN, 2 FAIL.", v.level.rank)
         for lv in ("pass", "warn", "fail"):
             f.add("fsyncprobe_verdict", "gauge", "1 for the verdict's level, 0 for the others.",
                   1 if v.level.value == lv else 0, (("level", lv),))
@@ -119,7 +119,7 @@ def render(report: Report) -> str:
         for x in v.findings:
             labels = (("rule", x.rule), ("node", x.node or host))
             f.add("fsyncprobe_finding_level", "gauge", "Each rule's level: 0 PASS, 1 WARN, 2 FAIL.",
-                  _LEVEL[x.level.value], labels)
+                  x.level.rank, labels)
         for x in v.findings:
             if x.value is not None:
                 f.add("fsyncprobe_finding_value", "gauge",
@@ -127,7 +127,7 @@ def render(report: Report) -> str:
                       (("rule", x.rule), ("node", x.node or host), ("unit", x.unit or "")))
         for n in v.nodes:
             f.add("fsyncprobe_node_verdict_level", "gauge", "Each node's own level in a cluster verdict.",
-                  _LEVEL[n.level.value], (("node", n.hostname),))
+                  n.level.rank, (("node", n.hostname),))
         if v.bottleneck_node is not None:
             f.add("fsyncprobe_bottleneck_node", "gauge", "The node that holds the ring back (always 1).", 1,
                   (("node", v.bottleneck_node),))

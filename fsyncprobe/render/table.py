@@ -9,24 +9,24 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fsyncprobe.render import text
-from fsyncprobe.report import Report
+from fsyncprobe.render import rows
+from fsyncprobe.report.types import Report
 
 
 def render(report: Report, width: int = 100) -> str:
-    """The report as rich tables, rendered to plain text (colour only when writing to a TTY
-    is decided by the caller through `color`)."""
+    """The report as rich tables, rendered to plain text `width` columns wide (no colour: the
+    same text on a terminal, in a file and in a pipe)."""
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=False, color_system=None, highlight=False)
     if report.verdict is not None:
         _verdict_table(console, report)
     for b in report.benches:
-        t = Table(title=text.bench_title(b), show_header=False, title_justify="left", box=None, padding=(0, 2))
+        t = Table(title=rows.bench_title(b), show_header=False, title_justify="left", box=None, padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()
-        for label, value in text.bench_rows(b):
+        for label, value in rows.bench_rows(b):
             t.add_row(label, value)
-        spark = text.timeline_line(b)
+        spark = rows.timeline_line(b)
         if spark:
             t.add_row("per second", spark)
         console.print(t)
@@ -34,11 +34,11 @@ def render(report: Report, width: int = 100) -> str:
             console.print(f"note: {note}")
         console.print()
     if report.device is not None:
-        t = Table(title=text.device_title(report.device), show_header=False, title_justify="left", box=None,
+        t = Table(title=rows.device_title(report.device), show_header=False, title_justify="left", box=None,
                   padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()
-        for label, value in text.device_rows(report.device):
+        for label, value in rows.device_rows(report.device):
             t.add_row(label, value)
         console.print(t)
         console.print()
@@ -56,19 +56,19 @@ def _model_tables(console: Console, report: Report) -> None:
     t = Table(title="Token-ring model", show_header=False, title_justify="left", box=None, padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
-    for label, value in text.model_rows(m):
+    for label, value in rows.model_rows(m):
         t.add_row(label, value)
     console.print(t)
     console.print()
-    for title, headers, rows in (
-        ("Clocks that end a stall", ("timer", "stall", "why"), text.model_bound_rows(m)),
-        ("Stalls per node", ("node", "stalls from", "measured / fitted tail", "false losses"), text.model_node_rows(m)),
-        ("Assumptions", ("name", "value", "source"), text.assumption_rows(m)),
+    for title, headers, body in (
+        ("Clocks that end a stall", ("timer", "stall", "why"), rows.model_bound_rows(m)),
+        ("Stalls per node", ("node", "stalls from", "measured / fitted tail", "false losses"), rows.model_node_rows(m)),
+        ("Assumptions", ("name", "value", "source"), rows.assumption_rows(m)),
     ):
         tt = Table(title=title, title_justify="left", box=None, padding=(0, 2))
         for h in headers:
             tt.add_column(h, style="bold" if h == headers[0] else None)
-        for row in rows:
+        for row in body:
             tt.add_row(*row)
         console.print(tt)
         console.print()
@@ -78,16 +78,15 @@ def _model_tables(console: Console, report: Report) -> None:
 
 def _verdict_table(console: Console, report: Report) -> None:
     """The verdict first: headline, then every finding worst first (and the nodes of a ring)."""
-    from fsyncprobe.render import verdict_text
 
     v = report.verdict
     assert v is not None
-    console.print(Text(f"VERDICT: {verdict_text.headline(v)}"))
+    console.print(Text(f"VERDICT: {rows.headline(v)}"))
     if v.nodes:
         tn = Table(title="Nodes", title_justify="left", box=None, padding=(0, 2))
         for h in ("node", "level", "report"):
             tn.add_column(h)
-        for node_row in verdict_text.node_rows(v):
+        for node_row in rows.node_rows(v):
             tn.add_row(*(Text(cell) for cell in node_row))
         console.print(tn)
     # One block per finding rather than a four-column table: the reasons are sentences, and a

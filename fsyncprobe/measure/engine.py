@@ -1,0 +1,349 @@
+"""The measurement engine: run one workload on the filesystem holding a path.
+
+Steps: check the path and the free space; make a private temp directory there (mkdtemp: mode
+0700, created with O_EXCL semantics, so nobody else can plant files in it); prepare the workload;
+warm up (not counted); measure with a monotonic nanosecond clock around exactly one operation;
+read the block-layer write counters before and after; remove everything on every exit path.
+SIGTERM is turned into an exception like SIGINT's KeyboardInterrupt, so `finally` blocks run
+and the temp directory goes; both are ignored while cleaning up so a second Ctrl-C cannot leave
+half a directory behind. A run cut short returns what it measured, marked partial, inside
+`PartialRunError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import stat
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fsyncprobe.device.facts import Snapshot
+from fsyncprobe.device.fstypes import PSEUDO_FSTYPES, RAM_FSTYPES, is_not_local_disk
+from fsyncprobe.device.mounts import mount_of
+from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
+from fsyncprobe.measure import blockstats, workloads
+from fsyncprobe.measure.failures import as_measure_error
+from fsyncprobe.measure.loop import ProgressCallback, Recorder, run_phase
+from fsyncprobe.measure.types import BenchParams, BenchResult, SchedProbeResult, StallSummary
+from fsyncprobe.stats.summary import SavedHistogram, summarize
+from fsyncprobe.units import format_size
+
+if TYPE_CHECKING:
+    from fsyncprobe.measure.schedprobe import SchedProbe
+
+TEMP_PREFIX = "fsyncprobe-"
+"""Every temp dir the engine makes starts with this (mkdtemp adds a random suffix)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The filesystem a run measures: resolved once per run and handed to every workload."""
+
+    path: str
+    """The path the user named."""
+    real_path: str
+    """`path` with symlinks resolved: the private temp dir is made here."""
+    mountpoint: str
+    """Mount point of the filesystem holding it (/proc/self/mountinfo)."""
+    fstype: str
+    """Its filesystem type."""
+    devices: tuple[blockstats.BlockDevice, ...]
+    """The block devices whose write counters are read around each run (none for tmpfs, NFS, or
+    a stack that could not be resolved: the measurement stands without counters)."""
+
+
+class PartialRunError(FsyncprobeError):
+    """The run stopped early; `result` holds what was measured, marked partial."""
+
+    def __init__(self, result: BenchResult | None, cause: FsyncprobeError) -> None:
+        super().__init__(str(cause))
+        self.result = result
+        self.cause = cause
+        self.exit_code = cause.exit_code
+
+
+def check_target(path: str) -> str:
+    """Resolve `path` and refuse what cannot hold our temp files, with a one-line reason."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file or directory") from None
+    except PermissionError:
+        raise MeasureError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise MeasureError(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        kind = (
+            "a FIFO" if stat.S_ISFIFO(st.st_mode)
+            else "a device node" if stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "a file"
+        )
+        raise MeasureError(
+            f"{path} is {kind}, not a directory: give a directory on the filesystem to measure"
+        )
+    return os.path.realpath(path)
+
+
+def target(path: str, real_path: str, snapshot: Snapshot | None) -> Target:
+    """The measured filesystem of `path` (already checked: `check_target` gave `real_path`), from
+    the run's device snapshot when there is one, else from mountinfo; pseudo filesystems are
+    refused here, before anything is written."""
+    if snapshot is not None:
+        mountpoint, fstype = snapshot.mount.mountpoint, snapshot.mount.fstype
+        devices = blockstats.devices_of(snapshot)
+    else:
+        try:
+            entry = mount_of(real_path)
+        except OSError as exc:
+            raise MeasureError(f"{path}: cannot find its mount: {exc}") from None
+        mountpoint, fstype, devices = entry.mountpoint, entry.fstype, ()
+    if fstype in PSEUDO_FSTYPES:
+        raise MeasureError(
+            f"{path} is on {fstype} at {mountpoint}, a kernel interface, not a disk: "
+            "give a directory on the filesystem to measure"
+        )
+    return Target(path=path, real_path=real_path, mountpoint=mountpoint, fstype=fstype, devices=devices)
+
+
+def _check_space(directory: str, needed: int) -> None:
+    # statvfs(3): f_bavail is what an unprivileged writer may use; root may dip into the
+    # reserved blocks but a cluster node should not, so we count only f_bavail.
+    vfs = os.statvfs(directory)
+    free = vfs.f_bavail * vfs.f_frsize
+    margin = 1 << 20
+    if vfs.f_blocks and free < needed + margin:
+        raise MeasureError(
+            f"not enough free space on the filesystem holding {directory}: the workload needs "
+            f"{format_size(needed + margin)}, {format_size(free)} is free (try a smaller --file-size)"
+        )
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While measuring, SIGTERM raises like SIGINT does, so cleanup runs (signal(7))."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """While cleaning up, a second Ctrl-C or SIGTERM must not leave half a temp dir behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _notes_for_fstype(fstype: str) -> list[str]:
+    if fstype in RAM_FSTYPES:
+        return [
+            f"{fstype} keeps files in RAM and fsync is a no-op there (mm/shmem.c uses noop_fsync): "
+            "this figure measures the CPU and the page cache, and says nothing about a disk"
+        ]
+    if is_not_local_disk(fstype):
+        return [f"{fstype} is not a local disk filesystem: the sync latency includes the network or the FUSE daemon"]
+    return []
+
+
+def run_bench(
+    params: BenchParams,
+    where: Target,
+    progress: ProgressCallback | None = None,
+    sched_probe: bool = False,
+) -> BenchResult:
+    """Measure `params.workload` on the filesystem `where` (the run's `target`).
+
+    Raises UsageError/MeasureError before measuring, and PartialRunError (carrying the partial
+    result) when the run is cut short by a signal or an I/O error.
+    """
+    if params.duration_ns is None and params.ops_limit is None:
+        raise UsageError("give a duration or an operation count")
+    real = where.real_path
+    needed = workloads.space_needed(params.workload, params.block_size_bytes, params.file_size_bytes)
+    try:
+        _check_space(real, needed)
+    except OSError as exc:
+        raise as_measure_error(exc, params.path) from None
+    devices = where.devices
+
+    tmpdir: str | None = None
+    parent_fd: int | None = None
+    prepared: workloads.Prepared | None = None
+    loop = Recorder(params.stall_threshold_ns)
+    warmup_ops = 0
+    before: dict[str, blockstats.Counters] = {}
+    measured_ns = 0
+    started = False
+    probe_result: SchedProbeResult | None = None
+    probe: SchedProbe | None = None
+    try:
+        with _signals_raise():
+            try:
+                try:
+                    parent_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    tmpdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=real)
+                    prepared = workloads.prepare(
+                        params.workload, tmpdir, params.sync, params.block_size_bytes, params.file_size_bytes
+                    )
+                    if params.warmup_ns > 0:
+                        warmup_ops, _ = run_phase(
+                            prepared.op, params.warmup_ns, None, None, "warmup", progress, prepared.rotating
+                        )
+                    if prepared.begin_measure is not None:
+                        prepared.begin_measure()
+                    if sched_probe:
+                        probe = _start_sched_probe()
+                    before = blockstats.read_counters([d.name for d in devices])
+                    started = True
+                    _, measured_ns = run_phase(
+                        prepared.op, params.duration_ns, params.ops_limit, loop, "measure", progress,
+                        prepared.rotating,
+                    )
+                except KeyboardInterrupt:
+                    raise Interrupted(signal.SIGINT) from None
+            except (Interrupted, OSError, sqlite3.Error) as exc:
+                err = exc if isinstance(exc, Interrupted) else as_measure_error(exc, params.path)
+                partial = None
+                if started:
+                    probe_result = _stop_sched_probe(probe)
+                    probe = None
+                    partial = _result(
+                        params, where.mountpoint, where.fstype, loop, loop.end_ns - loop.start_ns,
+                        warmup_ops, devices, before, prepared, probe_result,
+                        partial_reason=str(err),
+                    )
+                raise PartialRunError(partial, err) from None
+            probe_result = _stop_sched_probe(probe)
+            probe = None
+            return _result(
+                params, where.mountpoint, where.fstype, loop, measured_ns, warmup_ops, devices,
+                before, prepared, probe_result, partial_reason=None,
+            )
+    finally:
+        with _signals_ignored():
+            if probe is not None:
+                probe.__exit__(None, None, None)
+            if prepared is not None:
+                prepared.close()
+            if tmpdir is not None:
+                _remove_tempdir(tmpdir, parent_fd)
+            if parent_fd is not None:
+                os.close(parent_fd)
+
+
+def _remove_tempdir(tmpdir: str, parent_fd: int | None) -> None:
+    """Remove our temp dir through an fd of the directory holding it: when the user's directory is
+    renamed or moved while we run, the path is stale but the fd still finds it (openat(2)); the
+    fd-based rmtree never follows a symlink (shutil.rmtree.avoids_symlink_attacks)."""
+    if parent_fd is None:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        if os.path.lexists(tmpdir):
+            _name_leftover(tmpdir)
+        return
+    name = os.path.basename(tmpdir)
+    shutil.rmtree(name, dir_fd=parent_fd, ignore_errors=True)
+    try:
+        os.lstat(name, dir_fd=parent_fd)
+    except OSError:
+        return  # gone (or its directory was deleted with it)
+    try:  # where it is now, if the directory moved
+        tmpdir = os.path.join(os.readlink(f"/proc/self/fd/{parent_fd}"), name)
+    except OSError:
+        pass
+    _name_leftover(tmpdir)
+
+
+def _name_leftover(tmpdir: str) -> None:
+    """The temp dir could not be removed (the filesystem went read-only or failed): say where it
+    is in the error the user will read, rather than leave it silently."""
+    exc = sys.exc_info()[1]  # the error being raised through run_bench's `finally`, if any
+    if isinstance(exc, PartialRunError):
+        exc = exc.cause
+    if isinstance(exc, FsyncprobeError) and exc.args:
+        exc.args = (f"{exc.args[0]}; the temp dir {tmpdir} could not be removed: remove it when the "
+                    "filesystem is writable again",)
+
+
+def _start_sched_probe() -> SchedProbe:
+    from fsyncprobe.measure.schedprobe import SchedProbe  # its own process; loaded only when asked for
+
+    probe = SchedProbe()
+    probe.__enter__()
+    probe.start()
+    return probe
+
+
+def _stop_sched_probe(probe: SchedProbe | None) -> SchedProbeResult | None:
+    if probe is None:
+        return None
+    try:
+        return probe.stop()
+    finally:
+        probe.__exit__(None, None, None)
+
+
+def _result(
+    params: BenchParams,
+    mountpoint: str,
+    fstype: str,
+    loop: Recorder,
+    elapsed_ns: int,
+    warmup_ops: int,
+    devices: tuple[blockstats.BlockDevice, ...],
+    before: dict[str, blockstats.Counters],
+    prepared: workloads.Prepared | None,
+    probe_result: SchedProbeResult | None,
+    partial_reason: str | None,
+) -> BenchResult:
+    loop.close(elapsed_ns)
+    after = blockstats.read_counters([d.name for d in devices])
+    writes = blockstats.deltas(devices, before, after)
+    notes = list(prepared.notes) if prepared else []
+    notes += _notes_for_fstype(fstype)
+    return BenchResult(
+        params=params,
+        mountpoint=mountpoint,
+        fstype=fstype,
+        ops=loop.ops,
+        elapsed_ns=elapsed_ns,
+        ops_per_s=loop.ops * 1e9 / elapsed_ns if elapsed_ns > 0 else 0.0,
+        latency=summarize(loop.hist),
+        histogram=SavedHistogram.of(loop.hist),
+        timeline=tuple(loop.timeline),
+        stalls=StallSummary(
+            threshold_ns=params.stall_threshold_ns, count=loop.stalls, longest_ns=loop.hist.max_value
+        ),
+        device_writes=writes,
+        warmup_ops=warmup_ops,
+        partial=partial_reason is not None,
+        partial_reason=partial_reason,
+        notes=tuple(notes),
+        sched_probe=probe_result,
+    )
+
+

@@ -1,0 +1,346 @@
+"""The pipelines: one function per command, parameters in, a `Report` out.
+
+Data flows one way (shared/DESIGN.md, "Architecture"): the path is checked, its device stack is
+resolved once and handed both to the engine (whose block counters read the devices it found) and
+to the report; the engine measures; the model turns the distributions into ring consequences;
+the rules turn everything into a verdict. Nothing here parses options, prints or exits: what a
+person should see while it runs goes through `Feedback`, and what is wrong is an exception from
+`fsyncprobe.errors` that the command line turns into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from fsyncprobe import __version__
+from fsyncprobe.device import classify, snapshot, snapshot_json
+from fsyncprobe.device import from_snapshot_file as device_from_snapshot_file
+from fsyncprobe.device.facts import Snapshot
+from fsyncprobe.device.types import DeviceReport
+from fsyncprobe.errors import FsyncprobeError, InputError, UsageError
+from fsyncprobe.measure import engine
+from fsyncprobe.measure.loop import ProgressCallback
+from fsyncprobe.measure.types import BenchParams, BenchResult
+from fsyncprobe.measure.workloads import default_block_size
+from fsyncprobe.report.codec import load_report
+from fsyncprobe.report.types import Report
+from fsyncprobe.ring import conf
+from fsyncprobe.ring import model as ring_model
+from fsyncprobe.ring.inputs import NodeDistribution, node_from_latencies, node_from_report
+from fsyncprobe.ring.types import ModelReport
+from fsyncprobe.verdict import profiles, rules
+from fsyncprobe.verdict.profiles import Profile
+
+CLUSTER_STATE = "/var/lib/pve-cluster"
+"""Where pmxcfs keeps config.db (pve-cluster src/pmxcfs/database.c)."""
+DEFAULT_BENCH_PATH = "/var/lib"
+"""What `bench` and `device` look at when no path is given."""
+DEFAULT_RING_NODES = 3
+"""Nodes assumed when neither `--nodes`, corosync.conf nor several reports say (the smallest ring
+with a quorum that survives a node's loss)."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """How a pipeline tells its caller what is happening; every callback is optional."""
+
+    progress: ProgressCallback | None = None
+    """Ticks of the running measurement, ten a second (a progress bar)."""
+    stage: Callable[[str], None] | None = None
+    """One line as each measurement starts (`measuring sqlite on /var/lib (3.5 s + 0.5 s warm-up)`)."""
+    warn: Callable[[str], None] | None = None
+    """An actionable warning about this run, for stderr (the report keeps its own notes)."""
+
+    def warning(self, message: str) -> None:
+        """Pass `message` to `warn`, if set."""
+        if self.warn is not None:
+            self.warn(message)
+
+
+@dataclass(frozen=True)
+class RingOptions:
+    """The token-ring settings the user gave; None means "from the live sources, else the default"
+    (corosync.conf when read, else corosync's own defaults: `fsyncprobe.ring.corosync`)."""
+
+    nodes: int | None = None
+    """`--nodes`: nodes in the ring."""
+    token_ms: float | None = None
+    """`--token`: totem.token."""
+    token_coefficient_ms: float | None = None
+    """`--token-coefficient`: totem.token_coefficient."""
+    conf_path: str | None = None
+    """`--corosync-conf`: the corosync.conf to read (None: the usual places)."""
+    read_conf: bool = True
+    """False with `--no-corosync-conf`: read no corosync.conf at all."""
+    coupling: float | None = None
+    """`--coupling`: model stalls as this x sync latency too."""
+    network_latency_ms: float | None = None
+    """`--network-latency-ms`: one-way latency per hop."""
+    jitter_ms: float | None = None
+    """`--jitter-ms`: extra delay per hop."""
+    target_years: float | None = None
+    """`--target-years`: one false membership change per this many years is acceptable."""
+    seed: int | None = None
+    """`--seed`: the bootstrap's seed."""
+    tail_shape_max: float | None = None
+    """`--tail-shape-max`: the largest generalised Pareto shape the stall tail may take."""
+
+
+def _check_ring(ring: RingOptions) -> None:
+    """Refuse contradictory ring options before anything is measured or read."""
+    if ring.conf_path and not ring.read_conf:
+        raise UsageError("--corosync-conf conflicts with --no-corosync-conf")
+
+
+class PartialRun(FsyncprobeError):
+    """A measurement was cut short: `report` holds what was measured (each run marked partial),
+    `cause` says why, and the exit code is the cause's."""
+
+    def __init__(self, report: Report, cause: FsyncprobeError) -> None:
+        super().__init__(str(cause))
+        self.report = report
+        self.cause = cause
+        self.exit_code = cause.exit_code
+
+
+def new_report(command: str, path: str | None, benches: tuple[BenchResult, ...] = (), **fields: object) -> Report:
+    """A report stamped with this host, the time and this version."""
+    return Report(
+        command=command,
+        tool_version=__version__,
+        created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        hostname=socket.gethostname(),
+        path=path,
+        benches=benches,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+# --- Measuring ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """What measuring on one path found: the device (None: not identified) and every run."""
+
+    device: DeviceReport | None
+    benches: tuple[BenchResult, ...]
+
+
+def _device_of(path: str, feedback: Feedback) -> tuple[Snapshot | None, DeviceReport | None]:
+    """The path's device facts and class, resolved once for the whole run; the measurement
+    stands without them (a warning says why)."""
+    try:
+        snap = snapshot(path)
+    except FsyncprobeError as exc:
+        feedback.warning(f"device not identified: {exc}")
+        return None, None
+    return snap, classify(snap)
+
+
+def _measure(command: str, path: str, plan: Sequence[BenchParams], sched_probe: bool, feedback: Feedback) -> _Measured:
+    """Check `path`, resolve its device once, then run every planned workload on it in turn.
+    A run cut short raises `PartialRun` with a report of everything measured until then (its
+    cause alone when nothing was)."""
+    real = engine.check_target(path)  # a bad PATH is one error line, before any other output
+    snap, device = _device_of(path, feedback)
+    where = engine.target(path, real, snap)
+    benches: list[BenchResult] = []
+    for params in plan:
+        if feedback.stage is not None:
+            feedback.stage(f"measuring {params.workload.value} on {path} "
+                           f"({(params.duration_ns or 0) / 1e9:g} s + {params.warmup_ns / 1e9:g} s warm-up)")
+        try:
+            benches.append(engine.run_bench(params, where, progress=feedback.progress, sched_probe=sched_probe))
+        except engine.PartialRunError as exc:
+            if exc.result is not None:
+                benches.append(exc.result)
+            if not benches:  # failed before measuring anything: there is no report to give
+                raise exc.cause from None
+            partial = new_report(command, path, tuple(benches), device=device,
+                                 warnings=(f"partial run: {exc.cause}",))
+            raise PartialRun(partial, exc.cause) from None
+    for b in benches:
+        for note in b.notes:
+            feedback.warning(note)
+    return _Measured(device=device, benches=tuple(benches))
+
+
+def bench(params: BenchParams, sched_probe: bool = True, feedback: Feedback = Feedback()) -> Report:
+    """`fsyncprobe bench`: one workload on the filesystem holding `params.path`, and its device."""
+    measured = _measure("bench", params.path, (params,), sched_probe, feedback)
+    return new_report("bench", params.path, measured.benches, device=measured.device)
+
+
+def default_verdict_path() -> str:
+    """The cluster-state path on a Proxmox VE node, else /var/lib (shared/DESIGN.md, "Commands")."""
+    return CLUSTER_STATE if os.path.isdir(CLUSTER_STATE) else DEFAULT_BENCH_PATH
+
+
+def verdict_plan(profile: Profile, path: str, duration_ns: int | None, warmup_ns: int | None) -> list[BenchParams]:
+    """The measurements a profile asks for, with `--duration`/`--warmup` overriding each workload's."""
+    return [
+        BenchParams(
+            path=path, workload=w.workload, sync=w.sync,
+            block_size_bytes=w.block_size_bytes or default_block_size(w.workload),
+            file_size_bytes=w.file_size_bytes, duration_ns=duration_ns or w.duration_ns, ops_limit=None,
+            warmup_ns=w.warmup_ns if warmup_ns is None else warmup_ns, stall_threshold_ns=w.stall_threshold_ns,
+        )
+        for w in profile.workloads
+    ]
+
+
+def verdict(
+    path: str | None, profile_name: str | None = None, duration_ns: int | None = None,
+    warmup_ns: int | None = None, sched_probe: bool = True, gates: rules.Gates | None = None,
+    ring: RingOptions = RingOptions(), feedback: Feedback = Feedback(),
+) -> Report:
+    """`fsyncprobe verdict`: the profile's workloads, the device, the ring model and the rules.
+
+    The model needs only the measurement: when it cannot run (an unreadable corosync.conf, a
+    distribution it cannot use), the verdict stands with a WARN finding saying why."""
+    _check_ring(ring)
+    profile = profiles.load(profile_name)
+    where = path or default_verdict_path()
+    measured = _measure("verdict", where, verdict_plan(profile, where, duration_ns, warmup_ns), sched_probe,
+                        feedback)
+    report = new_report("verdict", where, measured.benches, device=measured.device)
+    model: ModelReport | None = None
+    why_no_model: str | None = None
+    warnings: list[str] = []
+    if profile.model:
+        try:
+            model = _ring_model([node_from_report(report)], ring, DEFAULT_RING_NODES, warnings)
+        except (FsyncprobeError, ValueError, ArithmeticError) as exc:
+            why_no_model = str(exc)
+            feedback.warning(f"model not run: {exc}")
+        else:
+            for w in model.warnings:
+                feedback.warning(f"model: {w}")
+    for w in warnings:
+        feedback.warning(w)
+    result = rules.evaluate(profile, measured.benches, measured.device, model, gates or rules.Gates(), why_no_model)
+    return replace(report, model=model, verdict=result, warnings=tuple(warnings))
+
+
+# --- The ring model ----------------------------------------------------------------------------
+
+
+def _ring_model(nodes: Sequence[NodeDistribution], ring: RingOptions, default_nodes: int,
+                warnings: list[str]) -> ModelReport:
+    """The token-ring model for these nodes: the user's settings over corosync.conf's over
+    corosync's defaults; a nodelist the node count cannot come from adds to `warnings`."""
+    settings = conf.load_settings(ring.conf_path, ring.read_conf)
+    n, why = conf.node_count(settings, ring.nodes, default_nodes)
+    if why:
+        warnings.append(why)
+    params = ring_model.params_from_settings(
+        settings, n, token_ms=ring.token_ms, token_coefficient_ms=ring.token_coefficient_ms,
+        network_latency_ms=ring.network_latency_ms, jitter_ms=ring.jitter_ms, coupling=ring.coupling,
+        target_years_per_false_loss=ring.target_years, seed=ring.seed, tail_shape_max=ring.tail_shape_max,
+    )
+    return ring_model.run_model(nodes, params)
+
+
+def model(
+    report_paths: Sequence[str] = (), latencies_ms: Sequence[float] = (), ring: RingOptions = RingOptions(),
+    feedback: Feedback = Feedback(),
+) -> Report:
+    """`fsyncprobe model`: ring consequences of saved reports (one per node) or given latencies."""
+    if bool(report_paths) == bool(latencies_ms):
+        raise UsageError("give either --from-report R.json or --latency-ms MS[,MS...]")
+    _check_ring(ring)
+    if report_paths:
+        reports = [load_report(p) for p in report_paths]
+        nodes = [node_from_report(r) for r in reports]
+        hostname = reports[0].hostname if len(reports) == 1 else socket.gethostname()
+    else:
+        nodes = [node_from_latencies("given latencies", latencies_ms)]
+        hostname = socket.gethostname()
+    warnings: list[str] = []
+    result = _ring_model(nodes, ring, len(nodes) if len(nodes) > 1 else DEFAULT_RING_NODES, warnings)
+    for w in (*warnings, *result.warnings):
+        feedback.warning(w)
+    return replace(new_report("model", None, model=result, warnings=tuple(warnings)), hostname=hostname)
+
+
+def report_files(paths: Sequence[str]) -> list[str]:
+    """The report files named: files as given, directories searched for `*.json` (recursively, so
+    the per-host tree `ansible.builtin.fetch` makes works as it is)."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(os.path.join(root, f) for root, _, files in os.walk(p) for f in files if f.endswith(".json"))
+            if not found:
+                raise InputError(f"{p}: no *.json reports in this directory")
+            out += found
+        elif os.path.exists(p):
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or directory")
+    return out
+
+
+def cluster(
+    report_paths: Sequence[str], profile_name: str | None = None, gates: rules.Gates | None = None,
+    ring: RingOptions = RingOptions(), feedback: Feedback = Feedback(),
+) -> Report:
+    """`fsyncprobe cluster`: one verdict for a ring from every node's report; the slowest node
+    bounds the ring, and the verdict names the node that holds it back."""
+    _check_ring(ring)
+    profile = profiles.load(profile_name)
+    files = report_files(report_paths)
+    loaded = [(f, load_report(f)) for f in files]
+    seen: dict[str, str] = {}
+    for f, r in loaded:
+        if not r.benches:
+            raise InputError(f"{f}: report from {r.hostname} has no measurements (command {r.command!r}); "
+                             "give `fsyncprobe verdict --json` reports")
+        if r.hostname in seen:
+            raise UsageError(f"two reports from host {r.hostname!r}: {seen[r.hostname]} and {f} "
+                             "(give one report per node)")
+        seen[r.hostname] = f
+    model_report = None
+    warnings: list[str] = []
+    if profile.model:
+        nodes = []
+        for f, r in loaded:
+            try:
+                nodes.append(node_from_report(r))
+            except (OverflowError, ValueError) as exc:  # a histogram no real run could make
+                raise InputError(f"{f}: report from {r.hostname} has an impossible histogram: {exc}") from None
+        model_report = _ring_model(nodes, ring, max(2, len(nodes)), warnings)
+        for w in model_report.warnings:
+            feedback.warning(f"model: {w}")
+    for w in warnings:
+        feedback.warning(w)
+    result = rules.evaluate_cluster(
+        profile, [(r.hostname, f, r.benches, r.device) for f, r in loaded], model_report, gates or rules.Gates())
+    return new_report("cluster", None, model=model_report, verdict=result, warnings=tuple(warnings))
+
+
+# --- The device alone --------------------------------------------------------------------------
+
+
+def device(
+    path: str | None = None, from_snapshot: str | None = None,
+    save_snapshot: Callable[[str], None] | None = None, feedback: Feedback = Feedback(),
+) -> Report:
+    """`fsyncprobe device`: what holds `path` (default /var/lib), or what a saved snapshot says;
+    `save_snapshot` receives the raw facts as the documented JSON text before classifying."""
+    if from_snapshot is not None:
+        if path is not None or save_snapshot is not None:
+            raise UsageError("--from-snapshot classifies saved facts: give no PATH and no --snapshot with it")
+        found = device_from_snapshot_file(from_snapshot)
+    else:
+        snap = snapshot(path or DEFAULT_BENCH_PATH)
+        if save_snapshot is not None:
+            save_snapshot(snapshot_json(snap))
+        found = classify(snap)
+    for w in found.warnings:
+        feedback.warning(w)
+    return new_report("device", found.path, device=found)

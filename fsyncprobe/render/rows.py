@@ -1,0 +1,208 @@
+"""Plain facts shared by the human-readable renderers (table and markdown), as rows of text:
+the verdict, each measured workload, the device and the token-ring model.
+
+One place decides which numbers a person sees and in what units; `table` and `markdown` only
+lay them out.
+"""
+
+from __future__ import annotations
+
+from fsyncprobe.device.types import DeviceReport
+from fsyncprobe.measure.types import BenchResult
+from fsyncprobe.ring.types import ModelReport
+from fsyncprobe.stats.summary import LatencySummary
+from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_size
+from fsyncprobe.verdict.types import Finding, Verdict
+
+
+def bench_title(b: BenchResult) -> str:
+    """`pveperf on /var/lib (ext4 at /)`."""
+    p = b.params
+    sync = "" if p.workload.value in ("pveperf", "sqlite") and p.sync.value == "fsync" else f" + {p.sync.value}"
+    size = "" if p.workload.value == "pveperf" else f" {format_size(p.block_size_bytes)}"
+    partial = " — PARTIAL" if b.partial else ""
+    return f"{p.workload.value}{size}{sync} on {p.path} ({b.fstype} at {b.mountpoint}){partial}"
+
+
+def latency_rows(lat: LatencySummary) -> list[tuple[str, str]]:
+    """(label, value) rows of a latency summary."""
+    f = format_duration_ns
+    return [
+        ("mean ± σ", f"{f(lat.mean_ns)} ± {f(lat.stddev_ns)}"),
+        ("min", f(lat.min_ns)),
+        ("p50", f(lat.p50_ns)),
+        ("p90", f(lat.p90_ns)),
+        ("p99", f(lat.p99_ns)),
+        ("p99.9", f(lat.p999_ns)),
+        ("max", f(lat.max_ns)),
+    ]
+
+
+def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
+    """(label, value) rows for one measured workload."""
+    rows = [
+        ("rate", f"{b.ops_per_s:,.1f} ops/s"),
+        ("operations", f"{b.ops:,} in {b.elapsed_ns / 1e9:.2f} s (+{b.warmup_ops:,} warm-up)"),
+    ]
+    rows += latency_rows(b.latency)
+    rows.append(
+        (
+            "stalls",
+            f"{b.stalls.count:,} over {format_duration_ns(b.stalls.threshold_ns)}"
+            + (f" (longest {format_duration_ns(b.stalls.longest_ns)})" if b.stalls.count else ""),
+        )
+    )
+    for d in b.device_writes:
+        cache = f", cache: {d.write_cache}" if d.write_cache else ""
+        fua = ", FUA" if d.fua else ""
+        what = f"wrote {format_size(d.write_bytes)} in {d.write_ops:,} requests ({d.role}{cache}{fua})"
+        rows.append((f"device {d.device}", what))
+    if b.sched_probe is not None:
+        sp = b.sched_probe
+        rows.append(
+            (
+                "scheduling delay",
+                f"p99 {format_duration_ns(sp.lateness.p99_ns)}, max {format_duration_ns(sp.lateness.max_ns)} "
+                f"({sp.policy}, {format_duration_ns(sp.interval_ns)} sleeps)",
+            )
+        )
+    if b.partial:
+        rows.append(("partial", b.partial_reason or "the run was cut short"))
+    return rows
+
+
+def timeline_line(b: BenchResult, width: int = 60) -> str:
+    """The per-second rate as a compact sparkline (one character a second, last `width`)."""
+    marks = " ▁▂▃▄▅▆▇█"
+    # The last second is usually cut short by the end of the run; drawing its low count would
+    # show a dip that never happened, so only whole seconds are drawn.
+    whole = int(b.elapsed_ns // 1_000_000_000)
+    secs = (b.timeline[:whole] if whole else b.timeline)[-width:]
+    if not secs:
+        return ""
+    top = max(s.ops for s in secs) or 1
+    return "".join(marks[min(8, round(s.ops * 8 / top))] for s in secs)
+
+
+def device_title(d: DeviceReport) -> str:
+    """`/var/lib is on virtual (confidence high)`."""
+    return f"Device: {d.path} is on {d.device_class.value} (confidence {d.confidence.value})"
+
+
+def device_rows(d: DeviceReport) -> list[tuple[str, str]]:
+    """(label, value) rows: the mount, each leaf with its evidence, and what could not be resolved."""
+    m = d.mount
+    rows = [("mount", f"{m.mountpoint} ({m.fstype} from {m.source})")]
+    for leaf in d.leaves:
+        facts = [leaf.device_class.value, f"confidence {leaf.confidence.value}"]
+        if leaf.model:
+            facts.append(f"model {leaf.model}")
+        if leaf.write_cache:
+            facts.append(f"cache: {leaf.write_cache}")
+        if leaf.fua is not None:
+            facts.append("FUA" if leaf.fua else "no FUA")
+        rows.append((f"leaf {leaf.name}", ", ".join(facts)))
+        if len(leaf.stack) > 1:
+            rows.append(("  stack", " -> ".join(leaf.stack)))
+        rows += [("  evidence", e) for e in leaf.evidence]
+    rows += [("evidence", e) for e in d.evidence]
+    rows += [("unresolved", w) for w in d.warnings]
+    return rows
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.0f} ms"
+
+
+def model_rows(m: ModelReport) -> list[tuple[str, str]]:
+    """(label, value) rows of the token-ring model's conclusions."""
+    ha = m.ha_ceiling
+    pct = int(m.confidence_level * 100)
+    rows = [
+        ("ring", f"{m.nodes} nodes, token {m.token_ms:g} ms, token_coefficient {m.token_coefficient_ms:g} ms"),
+        ("effective token T", f"{_ms(m.effective_token_ms)} (consensus {_ms(m.consensus_ms)}, "
+                              f"retransmit {_ms(m.token_retransmit_ms)}, hold {_ms(m.hold_ms)})"),
+    ]
+    if m.knet_ping_timeout_ms is not None:
+        rows.append(("knet link timers", f"ping every {_ms(m.knet_ping_interval_ms)}, down after "
+                                         f"{_ms(m.knet_ping_timeout_ms)}"))
+    rows += [
+        ("stall tolerance", f"{_ms(m.stall_tolerance_ms)} (bound by {m.stall_tolerance_bound_by})"),
+        ("token rotation", f"{m.rotation_ms:,.1f} ms"),
+        ("re-formation after a failure", _ms(m.reformation_ms)),
+        ("false membership changes", f"{format_rate_per_year(m.false_losses_per_year)} "
+                                     f"({pct} % interval {format_rate_per_year(m.false_losses_per_year_low)} to "
+                                     f"{format_rate_per_year(m.false_losses_per_year_high)})"),
+        ("target", f"at most 1 per {m.target_years_per_false_loss:g} years per cluster"),
+        ("minimum safe token", "none up to 600 s" if m.min_safe_token_ms is None else
+         f"T = {_ms(m.min_safe_token_ms)} (totem.token {_ms(m.min_safe_token_setting_ms)} with {m.nodes} nodes)"),
+        ("largest safe ring", f"{m.max_safe_nodes} nodes" if m.max_safe_nodes >= 2 else "none (not even 2 nodes)"),
+        ("HA ceiling", f"{'OK' if ha.ok else 'EXCEEDED'}: T {_ms(ha.token_ms)} + consensus {_ms(ha.consensus_ms)} + "
+                       f"sync {_ms(ha.sync_ms)} + LRM {_ms(ha.lrm_loop_ms)} + lock retry {_ms(ha.lock_retry_ms)} + "
+                       f"commit p99.9 {_ms(ha.commit_p999_ms)} = {_ms(ha.total_ms)} of {_ms(ha.watchdog_ms)} "
+                       f"(margin {_ms(ha.margin_ms)}, headroom {_ms(ha.headroom_ms)})"),
+        ("HA maximum token", f"T up to {_ms(ha.max_token_ms)}: at most {ha.max_nodes} nodes with this token"),
+    ]
+    if m.bottleneck_node:
+        rows.append(("bottleneck node", m.bottleneck_node))
+    return rows
+
+
+def model_node_rows(m: ModelReport) -> list[tuple[str, str, str, str]]:
+    """(node, stall source, largest measured stall / tail, false losses) per node."""
+    out = []
+    for nm in m.node_models:
+        t = nm.tail
+        if t is None:
+            out.append((nm.hostname, "none", "—", format_rate_per_year(nm.false_losses_per_year)))
+            continue
+        span = format_duration_ns(t.measured_s * 1e9)
+        tail = (f"max {t.max_ms:,.2f} ms in {span}; tail above {t.threshold_ms:,.3f} ms: "
+                f"shape {t.shape_xi:.2f}, scale {t.scale_ms:,.3f} ms" if t.fitted else
+                f"max {t.max_ms:,.2f} ms in {span} (too few samples for a tail fit)")
+        extra = " (extrapolated)" if nm.extrapolated else ""
+        out.append((nm.hostname + (" (assumed)" if nm.assumed else ""), t.source, tail,
+                    format_rate_per_year(nm.false_losses_per_year) + extra))
+    return out
+
+
+def model_bound_rows(m: ModelReport) -> list[tuple[str, str, str]]:
+    """(timer, stall it tolerates, why) for every clock that bounds a stall."""
+    return [(b.name, _ms(b.stall_ms), b.explanation) for b in m.stall_bounds]
+
+
+def assumption_rows(m: ModelReport) -> list[tuple[str, str, str]]:
+    """(name, value with unit, source) for every assumption."""
+    return [(a.name, f"{a.value} {a.unit}".strip(), a.source) for a in m.assumptions]
+
+
+# --- The verdict -----------------------------------------------------------------------------
+
+
+def headline(v: Verdict) -> str:
+    """`FAIL (profile pmxcfs): 2 FAIL, 1 WARN, 5 PASS`."""
+    counts = {lv: sum(1 for f in v.findings if f.level.value == lv) for lv in ("fail", "warn", "pass")}
+    parts = ", ".join(f"{n} {lv.upper()}" for lv, n in counts.items() if n)
+    strict = " --strict" if v.strict else ""
+    held = f"; held back by {v.bottleneck_node}" if v.bottleneck_node else ""
+    return f"{v.level.value.upper()} (profile {v.profile}{strict}): {parts or 'no findings'}{held}"
+
+
+def finding_rows(v: Verdict) -> list[tuple[str, str, str, str]]:
+    """(level, finding, measured / threshold, why / what to do) per finding, worst first."""
+    return [_row(f) for f in v.findings]
+
+
+def _row(f: Finding) -> tuple[str, str, str, str]:
+    node = f"[{f.node}] " if f.node else ""
+    measured = f.measured or "—"
+    if f.threshold:
+        measured += f" (limit: {f.threshold})"
+    why = f.reason + (f" → {f.advice}" if f.advice else "")
+    return (f.level.value.upper(), node + f.title, measured, why)
+
+
+def node_rows(v: Verdict) -> list[tuple[str, str, str]]:
+    """(node, level, report file) for a cluster verdict."""
+    return [(n.hostname + (" ← holds the ring back" if n.hostname == v.bottleneck_node else ""),
+             n.level.value.upper(), n.source) for n in v.nodes]

@@ -1,0 +1,45 @@
+"""The report: the frozen dataclass every command produces and every renderer reads.
+
+`schema_version` changes when a field changes meaning or disappears; new optional fields do not
+change it. The JSON form is `fsyncprobe.report.codec.to_jsonable(report)`; the JSON Schema shipped
+beside this module (`schema.json`) describes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fsyncprobe.device.types import DeviceReport
+from fsyncprobe.measure.types import BenchResult
+from fsyncprobe.ring.types import ModelReport
+from fsyncprobe.verdict.types import Verdict
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one fsyncprobe command found."""
+
+    command: str
+    """Which command made it (`bench`, `device`, `verdict`, ...)."""
+    tool_version: str
+    """fsyncprobe version."""
+    created_utc: str
+    """ISO 8601 time the report was made."""
+    hostname: str
+    """Node name, so `cluster` can say which node holds a ring back."""
+    path: str | None = None
+    """The path examined."""
+    benches: tuple[BenchResult, ...] = ()
+    """Measured workloads."""
+    device: DeviceReport | None = None
+    """What holds the path."""
+    model: ModelReport | None = None
+    """Token-ring consequences of the measurements (`fsyncprobe.ring.model`; None when not modelled)."""
+    warnings: tuple[str, ...] = ()
+    """Actionable warnings about the run itself."""
+    verdict: Verdict | None = None
+    """PASS/WARN/FAIL and its findings (`verdict`, `cluster`; None for the other commands)."""
+    schema_version: int = SCHEMA_VERSION
+    """Version of this format."""

@@ -1,0 +1,74 @@
+"""What the token-ring model takes from a node: its measured distributions, from a saved report
+or from given latencies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fsyncprobe.errors import InputError
+from fsyncprobe.measure.types import Workload
+from fsyncprobe.report.types import Report
+from fsyncprobe.stats.histogram import Histogram
+from fsyncprobe.stats.summary import SavedHistogram
+
+
+@dataclass(frozen=True)
+class NodeDistribution:
+    """What one node measured, as the model needs it."""
+
+    hostname: str
+    """Node name."""
+    stall_histogram: SavedHistogram | Histogram | None
+    """Scheduling lateness of the real-time probe beside the sync workload (None: not measured)."""
+    sync_histogram: SavedHistogram | Histogram | None
+    """Sync-write latency (None: not measured)."""
+    measured_ns: int
+    """Wall time of the sync measurement (the time base of `sync_histogram`)."""
+    commit_p999_ns: int | None = None
+    """p99.9 of the pmxcfs-shaped sqlite commit, when measured."""
+    stall_measured_ns: int | None = None
+    """Wall time the stall probe ran (None: same as `measured_ns`)."""
+    stall_policy: str | None = None
+    """Scheduling policy of the stall probe (`SCHED_RR` or `SCHED_OTHER`)."""
+
+
+def node_from_report(report: Report) -> NodeDistribution:
+    """The model's inputs from a saved bench/verdict report: every bench's sync latencies and
+    scheduling-probe lateness merged; the sqlite workload's p99.9 as the pmxcfs commit latency."""
+    if not report.benches:
+        raise InputError(f"report from {report.hostname} has no measurements (command {report.command!r})")
+    sync = Histogram()
+    stall = Histogram()
+    measured = stall_measured = 0
+    policies: set[str] = set()
+    commit: int | None = None
+    try:
+        for b in report.benches:
+            sync.merge(b.histogram.to_histogram())
+            measured += b.elapsed_ns
+            if b.sched_probe is not None:
+                stall.merge(b.sched_probe.histogram.to_histogram())
+                stall_measured += b.sched_probe.duration_ns
+                policies.add(b.sched_probe.policy)
+            if b.params.workload == Workload.SQLITE:
+                commit = max(commit or 0, b.latency.p999_ns)
+    except ValueError as exc:
+        raise InputError(f"report from {report.hostname}: {exc}") from None
+    return NodeDistribution(
+        hostname=report.hostname,
+        stall_histogram=SavedHistogram.of(stall) if stall.total else None,
+        sync_histogram=SavedHistogram.of(sync) if sync.total else None,
+        measured_ns=measured, commit_p999_ns=commit,
+        stall_measured_ns=stall_measured or None,
+        stall_policy="/".join(sorted(policies)) or None,
+    )
+
+
+def node_from_latencies(hostname: str, latencies_ms: Sequence[float]) -> NodeDistribution:
+    """A node from given sync latencies (ms), run back to back (the time base is their sum)."""
+    h = Histogram()
+    for v in latencies_ms:
+        h.record(round(v * 1e6))
+    return NodeDistribution(hostname=hostname, stall_histogram=None, sync_histogram=SavedHistogram.of(h),
+                            measured_ns=max(h.sum_value, 1))

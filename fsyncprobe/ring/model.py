@@ -1,0 +1,540 @@
+"""The token-ring model: from measured stalls to cluster consequences (shared/DESIGN.md, "Token-ring model").
+
+Pure: no I/O, no clock, no printing. Every input that is not measured is a named, reported
+assumption (`ModelReport.assumptions`). The Corosync facts come from `fsyncprobe.ring.corosync`, which
+cites corosync.conf(5) and exec/totemconfig.c for each of them.
+
+What the model says, step by step:
+
+1. Timers. From `token`, `token_coefficient` and the node count N, corosync derives the effective
+   token T, consensus, token_retransmit, hold and (knet) the link ping interval and timeout
+   (`corosync.derive_timers`).
+2. Stall tolerance: the shortest silence of one node's corosync that makes the others form a new
+   membership. Two clocks bound it (see `stall_bounds`): the token (a node that has not seen the
+   token for T declares it lost, totemsrp.c `timer_function_orf_token_timeout`), and, with knet,
+   the link heartbeat: a peer that has not answered pings for `knet_ping_timeout` is declared
+   down, and its traffic (the token included) is dropped until `knet_pong_count` pongs bring the
+   link back (libknet `libknet/threads_heartbeat.c`). The knet clock is half the token by
+   default (ping_timeout = T / pong_count, pong_count = 2), so it is the one that bites: on our
+   3-node test ring (T = 1650 ms) a stall of about 600-650 ms re-formed the membership half the
+   time.
+3. Rotation: R(N) = sum over nodes of (one-way latency + jitter + typical scheduling delay) + hold
+   (the representative holds an idle token for `hold`, conf(5) `hold`).
+4. Stall rate: how often one node's corosync is silent longer than x. Measured: the scheduling
+   lateness of a real-time probe beside the sync workload (`fsyncprobe.measure.schedprobe`); optionally
+   `coupling x sync latency`. Beyond the data, a generalised Pareto tail fitted to the largest
+   samples (probability-weighted moments, Hosking & Wallis 1987), never lighter than exponential,
+   with a seeded bootstrap confidence interval.
+5. Nodes independent: the cluster's false-membership rate is the sum of the nodes' rates.
+6. Outputs: false losses per year, the minimum safe effective token (target: one false loss per
+   `target_years_per_false_loss` per cluster), the largest safe N, and the HA ceiling
+   (T + consensus + sync + LRM loop + lock retry + p99.9 commit under the 60 s watchdog).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from fsyncprobe.ring import corosync
+from fsyncprobe.ring.inputs import NodeDistribution
+from fsyncprobe.ring.tail import CI_LEVEL, TAIL_MAX_EXCEEDANCES, XI_MAX_DEFAULT, StallRate
+from fsyncprobe.ring.types import Assumption, HaCeiling, ModelReport, NodeModel, TimerBound
+from fsyncprobe.stats.histogram import Histogram
+from fsyncprobe.stats.summary import SavedHistogram
+
+SECONDS_PER_YEAR = 365.25 * 86400
+MAX_NODES_SEARCHED = 128
+"""Largest ring the model considers (knet and votequorum allow more; nobody runs a Totem ring that
+large: the token rotates through every node)."""
+MIN_EFFECTIVE_TOKEN_MS = 126
+"""Smallest effective token corosync accepts with the default retransmit constant: token_retransmit
+= T / 4.2 may not be under MINIMUM_TIMEOUT = 3 x 1000/HZ = 30 ms (totemconfig.c)."""
+MAX_EFFECTIVE_TOKEN_MS = 600_000
+"""Search limit for the minimum safe token (10 minutes)."""
+HEAVY_TAIL_WARN = 0.1
+"""Shape estimate above which the heavy-tail warning is given."""
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Everything the model assumes; None means "corosync's default" or "derive it"."""
+
+    nodes: int = 3
+    """Nodes in the ring."""
+    token_ms: float | None = None
+    """`totem.token` as configured (None: 3000 ms, the 3.1.x default)."""
+    token_coefficient_ms: float | None = None
+    """`totem.token_coefficient` (None: 650 ms)."""
+    network_latency_ms: float = 0.2
+    """One-way network latency per hop (a LAN; `--network-latency-ms`)."""
+    jitter_ms: float = 0.1
+    """Extra per-hop delay on top of the latency (`--jitter-ms`)."""
+    coupling: float | None = None
+    """How much of a sync latency stalls corosync: None = use the measured scheduling stalls only;
+    k >= 0 adds `k x sync latency` as a stall (0 = the source code's view, 1 = the folk worst case)."""
+    target_years_per_false_loss: float = 10.0
+    """Acceptable: one false membership change per this many years per cluster."""
+    seed: int = 0
+    """Seed of the bootstrap, so every run gives the same interval."""
+    consensus_ms: float | None = None
+    """`totem.consensus` (None: 1.2 x T)."""
+    hold_ms: float | None = None
+    """`totem.hold` (None: derived from token_retransmit)."""
+    token_retransmits_before_loss_const: int | None = None
+    """`totem.token_retransmits_before_loss_const` (None: 4)."""
+    transport: str = "knet"
+    """`totem.transport`: `knet` (3.x default) adds the link-heartbeat bound."""
+    knet_ping_interval_ms: float | None = None
+    """`knet_ping_interval` (None: T / (pong_count x 2))."""
+    knet_ping_timeout_ms: float | None = None
+    """`knet_ping_timeout` (None: T / pong_count)."""
+    knet_pong_count: int | None = None
+    """`knet_pong_count` (None: 2)."""
+    idle_ring: bool = True
+    """Whether the token is held for `hold` once per rotation (an idle ring, as a Proxmox cluster
+    mostly is; conf(5) `hold`, `seqno_unchanged_const`)."""
+    sync_phase_ms: float = corosync.SYNC_PHASE_MS_DEFAULT
+    """Service synchronisation after a new membership, in the HA ceiling."""
+    watchdog_s: float = corosync.WATCHDOG_S
+    """HA watchdog timeout."""
+    lrm_loop_s: float = corosync.LRM_LOOP_S
+    """HA LRM loop period."""
+    lock_retry_s: float = corosync.LOCK_RETRY_S
+    """HA LRM lock-retry delay."""
+    ha_margin_s: float = 2.0
+    """Headroom kept under the watchdog."""
+    stall_tolerance_ms: float | None = None
+    """Override the computed stall tolerance (a measured figure)."""
+    conf_source: str | None = None
+    """Where token settings were read from (corosync.conf path), for the assumptions list."""
+    tail_shape_max: float = XI_MAX_DEFAULT
+    """Largest generalised Pareto shape the tail fit may take (0 forces an exponential tail)."""
+
+
+# --- Stall tolerance -------------------------------------------------------------------------
+
+
+def rotation_ms(timers: corosync.TotemTimers, params: ModelParams, sched_delay_ms: Sequence[float]) -> float:
+    """R(N): every hop's one-way latency + jitter + that node's typical scheduling delay, plus
+    the representative's hold once per rotation when the ring is idle."""
+    per_hop = [params.network_latency_ms + params.jitter_ms + d for d in sched_delay_ms]
+    hold = timers.hold_ms if params.idle_ring else 0.0
+    return sum(per_hop) + hold
+
+
+KNET_THREADS_TIMER_RES_MS = 200
+"""libknet's heartbeat thread wakes every `threads_timer_res` (libknet.h `KNET_THREADS_TIMER_RES`
+200000 us; corosync 3.1 does not change it): pings leave and pong timeouts are checked only then.
+The two effects shift the link-down stall in opposite directions and the model leaves both out
+(see `stall_bounds`)."""
+KNET_PONG_TIMEOUT_LAT_MUL = 2
+"""libknet adds twice the measured link latency to the pong timeout (links.h
+`KNET_LINK_PONG_TIMEOUT_LAT_MUL`, threads_heartbeat.c `_adjust_pong_timeouts`)."""
+
+
+def stall_bounds(timers: corosync.TotemTimers, rotation: float, link_rtt_ms: float = 0.0) -> tuple[TimerBound, ...]:
+    """Every clock that turns one node's silence into a new membership, smallest first.
+
+    token: each node restarts its token timer when the token arrives and declares it lost after T
+    (totemsrp.c `reset_token_timeout`, `timer_function_orf_token_timeout`). A node whose corosync
+    stops holds the token up for its stall; the node after it last saw the token up to one
+    rotation earlier, so the stall that expires its timer is T - R.
+
+    knet link: every node pings every peer every `knet_ping_interval` and declares a link down
+    when the last pong is older than `knet_ping_timeout` plus twice the link latency (libknet
+    threads_heartbeat.c `_handle_check_each`, `_adjust_pong_timeouts`). When the stall begins
+    the last pong is on average half a ping interval old, so the median stall that takes the link
+    to the stalled node down is `knet_ping_timeout + 2 x latency - knet_ping_interval / 2`
+    (3T/8 with the defaults). Both happen on the heartbeat thread's 200 ms tick: pings leave only
+    on a tick (so they are further apart than the interval: the median comes earlier) and the
+    timeout is noticed only on a tick (later); on our test ring the two cancelled (measured
+    medians 582-662 ms against 619 ms at T = 1650, 1355 ms against 1369 ms at T = 3650), so the
+    model leaves both out. A down link carries no data (the token included) until
+    `knet_pong_count` + 1 pongs came back, at least two ping intervals (T/2 by default) after the
+    node resumes, so with the stall itself the token timer runs out: a new membership. After a
+    link went down libknet multiplies its timeout by 10, one step less each second
+    (`KNET_LINK_PONG_TIMEOUT_BACKOFF`): the bound is for a ring that has been quiet for 10 s.
+
+    fail_recv_const: rotations without receiving expected messages (totemsrp.c); minutes at any
+    real rotation, listed for completeness.
+    """
+    out = [
+        TimerBound(
+            "token", max(timers.token_ms - rotation, 0.0),
+            f"T - R = {timers.token_ms} - {rotation:.0f} ms: the next node's token timer "
+            "(totemsrp.c timer_function_orf_token_timeout) runs from its last token, up to one rotation before",
+        ),
+        TimerBound(
+            "fail_recv_const", timers.fail_recv_const * max(rotation, 1.0),
+            f"{timers.fail_recv_const} rotations without expected messages (totemconfig.c FAIL_TO_RECV_CONST)",
+        ),
+    ]
+    if timers.knet_ping_timeout_ms is not None and timers.knet_ping_interval_ms is not None:
+        knet = (timers.knet_ping_timeout_ms + KNET_PONG_TIMEOUT_LAT_MUL * link_rtt_ms
+                - timers.knet_ping_interval_ms / 2)
+        out.append(TimerBound(
+            "knet link", max(min(knet, timers.token_ms - rotation), 0.0),
+            f"knet_ping_timeout + 2 x latency - knet_ping_interval / 2 = {timers.knet_ping_timeout_ms} + "
+            f"{KNET_PONG_TIMEOUT_LAT_MUL * link_rtt_ms:g} - {timers.knet_ping_interval_ms}/2 ms: the median stall "
+            f"after which the link is declared down (libknet threads_heartbeat.c); it needs "
+            f"{timers.knet_pong_count} + 1 pongs to come back, and the token times out meanwhile",
+        ))
+    return tuple(sorted(out, key=lambda b: b.stall_ms))
+
+
+def _saved(h: SavedHistogram | Histogram | None) -> SavedHistogram | None:
+    return SavedHistogram.of(h) if isinstance(h, Histogram) else h
+
+
+class _NodeRates:
+    """A node's stall rate: the measured scheduling stalls and/or coupling x sync latency."""
+
+    def __init__(self, node: NodeDistribution, coupling: float | None, warnings: list[str],
+                 xi_max: float = XI_MAX_DEFAULT) -> None:
+        self.hostname = node.hostname
+        self.parts: list[StallRate] = []
+        sched = None
+        stall_h, sync_h = _saved(node.stall_histogram), _saved(node.sync_histogram)
+        if stall_h is not None and any(c > 0 for _, c in stall_h.buckets):
+            sched = StallRate(stall_h, node.stall_measured_ns or node.measured_ns, 1.0,
+                              f"scheduling stalls ({node.stall_policy or 'probe'})", xi_max)
+            self.parts.append(sched)
+        k = coupling
+        if k is None and sched is None:
+            k = 1.0
+            warnings.append(f"{node.hostname}: no scheduling-stall measurement; assumed coupling 1 "
+                            "(every sync latency stalls corosync: the folk worst case)")
+        if k is not None and k > 0 and sync_h is not None:
+            self.parts.append(StallRate(sync_h, node.measured_ns, k, f"sync latency x {k:g}", xi_max))
+        if not self.parts:
+            warnings.append(f"{node.hostname}: nothing in this view can stall corosync (no stall samples, "
+                            "coupling 0): its false-loss rate is 0")
+
+    def rate(self, x_ns: float) -> float:
+        # The mechanisms are not independent (the same I/O burst shows in both): take the worse.
+        return max((p.rate(x_ns) for p in self.parts), default=0.0)
+
+    def worst(self, x_ns: float) -> StallRate | None:
+        return max(self.parts, key=lambda p: p.rate(x_ns), default=None)
+
+    def typical_delay_ms(self) -> float:
+        sched = [p for p in self.parts if p.source.startswith("scheduling")]
+        return sched[0].mean_ns / 1e6 if sched else 0.0
+
+
+# --- The model -------------------------------------------------------------------------------
+
+
+def _timers(params: ModelParams, nodes: int, token_ms: float | None = None) -> corosync.TotemTimers:
+    def opt(v: float | None) -> int | None:
+        return None if v is None else round(v)
+
+    s = corosync.CorosyncSettings(
+        nodes=nodes, token_ms=opt(token_ms if token_ms is not None else params.token_ms),
+        token_coefficient_ms=opt(params.token_coefficient_ms), consensus_ms=opt(params.consensus_ms),
+        hold_ms=opt(params.hold_ms), token_retransmits_before_loss_const=params.token_retransmits_before_loss_const,
+        transport=params.transport, knet_ping_interval_ms=opt(params.knet_ping_interval_ms),
+        knet_ping_timeout_ms=opt(params.knet_ping_timeout_ms), knet_pong_count=params.knet_pong_count,
+    )
+    return corosync.derive_timers(s, nodes)
+
+
+def _tolerance(params: ModelParams, timers: corosync.TotemTimers, delays: Sequence[float]) -> tuple[float, float]:
+    r = rotation_ms(timers, params, delays)
+    if params.stall_tolerance_ms is not None:
+        return params.stall_tolerance_ms, r
+    return stall_bounds(timers, r, _rtt(params))[0].stall_ms, r
+
+
+def _rtt(params: ModelParams) -> float:
+    # knet's latency figure is the ping round trip (threads_rx.c: pong time - ping time).
+    return 2 * (params.network_latency_ms + params.jitter_ms)
+
+
+def _ring_delays(rates: Sequence[_NodeRates], n: int) -> list[float]:
+    # Measured nodes first, the rest like the slowest measured one (worst typical delay).
+    delays = sorted((r.typical_delay_ms() for r in rates), reverse=True)
+    worst = delays[0] if delays else 0.0
+    return (delays + [worst] * n)[:n]
+
+
+def _cluster_rate(rates: Sequence[_NodeRates], n: int, x_ns: float) -> float:
+    per = sorted((r.rate(x_ns) for r in rates), reverse=True)
+    if not per:
+        return 0.0
+    return sum(per[:n]) + per[0] * max(n - len(per), 0)
+
+
+def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelReport:
+    """Turn measured distributions into ring consequences. With one node, every ring member is
+    assumed like it; with several, each is used and any further members are assumed like the
+    slowest. Deterministic for a given `params.seed`."""
+    if params.nodes < 1:
+        raise ValueError("nodes must be at least 1")
+    warnings: list[str] = []
+    rates = [_NodeRates(nd, params.coupling, warnings, params.tail_shape_max) for nd in nodes]
+    n = params.nodes
+    if len(nodes) > n:
+        warnings.append(f"{len(nodes)} node reports for a {n}-node ring: modelled {len(nodes)} nodes")
+        n = len(nodes)
+    timers = _timers(params, n)
+    delays = _ring_delays(rates, n)
+    tol_ms, rot = _tolerance(params, timers, delays)
+    bounds = stall_bounds(timers, rot, _rtt(params))
+    bound_by = "given" if params.stall_tolerance_ms is not None else bounds[0].name
+    x_ns = tol_ms * 1e6
+    per_year = _cluster_rate(rates, n, x_ns) * SECONDS_PER_YEAR
+    target_rate = 1.0 / params.target_years_per_false_loss
+
+    rng = random.Random(params.seed)
+    node_models: list[NodeModel] = []
+    for r in rates:
+        w = r.worst(x_ns)
+        lo = hi = 0.0
+        if w is not None:
+            lo, hi = w.interval(x_ns, rng)
+        node_models.append(NodeModel(
+            hostname=r.hostname, assumed=False, tail=w.describe() if w else None,
+            stalls_over_tolerance=w.count_above(x_ns) if w else 0,
+            false_losses_per_year=r.rate(x_ns) * SECONDS_PER_YEAR,
+            false_losses_per_year_low=lo * SECONDS_PER_YEAR, false_losses_per_year_high=hi * SECONDS_PER_YEAR,
+            extrapolated=w is not None and w.extrapolated(x_ns),
+        ))
+    ordered = sorted(node_models, key=lambda m: m.false_losses_per_year, reverse=True)
+    extra = n - len(node_models)
+    if ordered and extra > 0:
+        worst = ordered[0]
+        for i in range(extra):
+            node_models.append(NodeModel(
+                hostname=f"(assumed like {worst.hostname}) #{i + 1}", assumed=True, tail=worst.tail,
+                stalls_over_tolerance=worst.stalls_over_tolerance, false_losses_per_year=worst.false_losses_per_year,
+                false_losses_per_year_low=worst.false_losses_per_year_low,
+                false_losses_per_year_high=worst.false_losses_per_year_high, extrapolated=worst.extrapolated,
+            ))
+    low = sum(m.false_losses_per_year_low for m in node_models)
+    high = sum(m.false_losses_per_year_high for m in node_models)
+    bottleneck = ordered[0].hostname if ordered else None
+
+    def safe_at(eff_token: int, ring: int) -> bool:
+        t = _timers_effective(params, ring, eff_token)
+        tol, _ = _tolerance(params, t, _ring_delays(rates, ring))
+        return _cluster_rate(rates, ring, tol * 1e6) * SECONDS_PER_YEAR <= target_rate
+
+    min_token = _min_effective_token(lambda t: safe_at(t, n))
+    coeff_ms = float(_coefficient(params))
+    setting = None
+    if min_token is not None:
+        # corosync refuses a token under MINIMUM_TIMEOUT = 3 x 1000/HZ = 30 ms (totemconfig.c).
+        setting = float(max(min_token - (n - 2) * coeff_ms if n > 2 else min_token, 3 * corosync.HZ_TICK_MS))
+
+    ha = _ha_ceiling(params, timers, nodes)
+    configured_token = float(params.token_ms if params.token_ms is not None else corosync.TOKEN_MS_DEFAULT)
+
+    def ring_ok(ring: int) -> bool:
+        t = _timers(params, ring)
+        if not _ha_ceiling(params, t, nodes).ok:
+            return False
+        tol, _ = _tolerance(params, t, _ring_delays(rates, ring))
+        return _cluster_rate(rates, ring, tol * 1e6) * SECONDS_PER_YEAR <= target_rate
+
+    max_nodes = 1
+    for ring in range(2, MAX_NODES_SEARCHED + 1):
+        if not ring_ok(ring):
+            break
+        max_nodes = ring
+
+    measured_s = min((nm.tail.measured_s for nm in node_models if nm.tail), default=0.0)
+    period_s = params.target_years_per_false_loss * SECONDS_PER_YEAR
+    if measured_s and period_s > 100 * measured_s:
+        warnings.append(
+            f"the target period ({params.target_years_per_false_loss:g} years) is {period_s / measured_s:.0e} times "
+            f"the measured time ({measured_s:.0f} s): rare stalls come from the fitted tail, not from observation")
+    if any(nm.extrapolated for nm in node_models if not nm.assumed):
+        warnings.append(f"no measured stall reached the stall tolerance ({tol_ms:.0f} ms): the rate is extrapolated "
+                        "from the fitted tail (see the interval)")
+    for r in rates:
+        for part in r.parts:
+            if part.fitted and part.xi_estimate > max(HEAVY_TAIL_WARN, params.tail_shape_max):
+                heavy = part.rate_with_shape(x_ns, part.xi_estimate) * SECONDS_PER_YEAR
+                warnings.append(
+                    f"{r.hostname}: the largest {part.source} suggest a heavier tail than assumed (shape "
+                    f"{part.xi_estimate:.2f}); with it this node alone would cause {heavy:.3g} false membership "
+                    f"changes per year (--tail-shape-max {part.xi_estimate:.2f})")
+    if len(nodes) == 1 and n > 1:
+        warnings.append(f"one node measured: all {n} ring members assumed like {nodes[0].hostname}, independent")
+    elif len(nodes) > 1:
+        warnings.append("nodes assumed independent: a shared storage or network event would stall several at once")
+    if rot >= timers.token_ms:
+        warnings.append(f"the token rotation ({rot:.0f} ms) is not shorter than T ({timers.token_ms} ms): the ring "
+                        "cannot stay formed")
+    elif rot > timers.token_retransmit_ms:
+        warnings.append(f"the token rotation ({rot:.0f} ms) exceeds token_retransmit "
+                        f"({timers.token_retransmit_ms} ms): the token is retransmitted every rotation "
+                        "(totemsrp.c token_retransmit timer)")
+    if not ha.ok:
+        warnings.append(f"HA ceiling exceeded by {-ha.headroom_ms:.0f} ms: on a real failure HA nodes may self-fence")
+
+    return ModelReport(
+        nodes=n, token_ms=configured_token, token_coefficient_ms=coeff_ms,
+        effective_token_ms=float(timers.token_ms), consensus_ms=float(timers.consensus_ms),
+        token_retransmit_ms=float(timers.token_retransmit_ms), hold_ms=float(timers.hold_ms),
+        token_warning_ms=float(timers.token_warning_ms),
+        knet_ping_interval_ms=None if timers.knet_ping_interval_ms is None else float(timers.knet_ping_interval_ms),
+        knet_ping_timeout_ms=None if timers.knet_ping_timeout_ms is None else float(timers.knet_ping_timeout_ms),
+        stall_tolerance_ms=float(tol_ms), stall_tolerance_bound_by=bound_by, stall_bounds=bounds,
+        rotation_ms=rot, reformation_ms=float(timers.token_ms + timers.consensus_ms + corosync.REFORM_EXTRA_MS),
+        false_losses_per_year=per_year, false_losses_per_year_low=min(low, per_year),
+        false_losses_per_year_high=max(high, per_year), confidence_level=CI_LEVEL,
+        years_per_false_loss=(1 / per_year) if per_year > 0 else None,
+        target_years_per_false_loss=params.target_years_per_false_loss,
+        min_safe_token_ms=None if min_token is None else float(min_token), min_safe_token_setting_ms=setting,
+        max_safe_nodes=max_nodes, ha_ceiling=ha, node_models=tuple(node_models), bottleneck_node=bottleneck,
+        assumptions=_assumptions(params, timers, n, len(nodes)), warnings=tuple(warnings),
+    )
+
+
+def _timers_effective(params: ModelParams, nodes: int, effective_token_ms: int) -> corosync.TotemTimers:
+    """Timers for a given effective T (the knet and derived timers follow T)."""
+    coeff = _coefficient(params)
+    base = effective_token_ms - (nodes - 2) * coeff if nodes > 2 else effective_token_ms
+    if base >= 1:
+        t = _timers(params, nodes, base)
+        if t.token_ms == effective_token_ms:
+            return t
+    # A coefficient larger than T: model T directly as a 2-node token (same derived timers).
+    return _timers(params, 2, effective_token_ms)
+
+
+def _min_effective_token(safe: Callable[[int], bool]) -> int | None:
+    """Smallest integer T in [MIN, MAX] with safe(T) (safe is monotone in T)."""
+    lo, hi = MIN_EFFECTIVE_TOKEN_MS, MAX_EFFECTIVE_TOKEN_MS
+    if safe(lo):
+        return lo
+    if not safe(hi):
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if safe(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _ha_ceiling(params: ModelParams, timers: corosync.TotemTimers, nodes: Sequence[NodeDistribution]) -> HaCeiling:
+    commits = [nd.commit_p999_ns for nd in nodes if nd.commit_p999_ns is not None]
+    commit_ms = max(commits) / 1e6 if commits else 0.0
+    fixed = params.sync_phase_ms + params.lrm_loop_s * 1000 + params.lock_retry_s * 1000 + commit_ms
+    total = timers.token_ms + timers.consensus_ms + fixed
+    budget = params.watchdog_s * 1000 - params.ha_margin_s * 1000
+    headroom = budget - total
+    # consensus = 1.2 T unless set: T + 1.2 T + fixed <= budget.
+    if params.consensus_ms is None:
+        max_token = (budget - fixed) / (1 + corosync.CONSENSUS_FACTOR)
+    else:
+        max_token = budget - fixed - params.consensus_ms
+    max_token = max(max_token, 0.0)
+    base = params.token_ms if params.token_ms is not None else corosync.TOKEN_MS_DEFAULT
+    coeff = _coefficient(params)
+    if base > max_token:
+        max_n = 0
+    elif coeff <= 0:
+        max_n = MAX_NODES_SEARCHED
+    else:
+        max_n = min(MAX_NODES_SEARCHED, 2 + int((max_token - base) // coeff))
+    return HaCeiling(
+        token_ms=float(timers.token_ms), consensus_ms=float(timers.consensus_ms), sync_ms=params.sync_phase_ms,
+        lrm_loop_ms=params.lrm_loop_s * 1000, lock_retry_ms=params.lock_retry_s * 1000, commit_p999_ms=commit_ms,
+        total_ms=total, watchdog_ms=params.watchdog_s * 1000, margin_ms=params.ha_margin_s * 1000,
+        headroom_ms=headroom, ok=headroom >= 0, max_token_ms=max_token, max_nodes=max_n,
+    )
+
+
+def _assumptions(params: ModelParams, t: corosync.TotemTimers, n: int, measured: int) -> tuple[Assumption, ...]:
+    conf = f" ({params.conf_source})" if params.conf_source else ""
+    cfg = "totemconfig.c"
+
+    def src(value: object, default: str) -> str:
+        return f"given{conf}" if value is not None else default
+
+    token = params.token_ms if params.token_ms is not None else corosync.TOKEN_MS_DEFAULT
+    coeff = _coefficient(params)
+    rest = ", the rest assumed alike" if n > measured else ""
+    stalls = ("the real-time probe's lateness (corosync issue 520)" if params.coupling is None
+              else "given: stall = coupling x sync latency, the worse of that and the measured stalls")
+    a = [
+        Assumption("nodes", str(n), "nodes", f"{measured} measured{rest}"),
+        Assumption("token", f"{token:g}", "ms", src(params.token_ms, "corosync 3.1 default (corosync.conf(5) token)")),
+        Assumption("token_coefficient", f"{coeff:g}", "ms",
+                   src(params.token_coefficient_ms, "corosync default (corosync.conf(5) token_coefficient)")),
+        Assumption("effective token T", str(t.token_ms), "ms", f"token + (N - 2) x token_coefficient ({cfg})"),
+        Assumption("consensus", str(t.consensus_ms), "ms", src(params.consensus_ms, f"1.2 x T ({cfg})")),
+        Assumption("token_retransmit", str(t.token_retransmit_ms), "ms",
+                   f"T / (token_retransmits_before_loss_const + 0.2) ({cfg})"),
+        Assumption("hold", str(t.hold_ms), "ms", src(params.hold_ms, f"token_retransmit x 0.8 - 1000/HZ ({cfg})")),
+        Assumption("transport", t.transport, "",
+                   src(None if params.transport == "knet" else params.transport, "knet, the corosync 3 default")),
+    ]
+    if t.knet_ping_timeout_ms is not None:
+        a += [
+            Assumption("knet_ping_interval", str(t.knet_ping_interval_ms), "ms",
+                       src(params.knet_ping_interval_ms, f"T / (knet_pong_count x 2) ({cfg}, corosync.conf(5))")),
+            Assumption("knet_ping_timeout", str(t.knet_ping_timeout_ms), "ms",
+                       src(params.knet_ping_timeout_ms, f"T / knet_pong_count ({cfg}, corosync.conf(5))")),
+            Assumption("knet_pong_count", str(t.knet_pong_count), "",
+                       src(params.knet_pong_count, f"2 ({cfg} KNET_PONG_COUNT)")),
+        ]
+    a += [
+        Assumption("network_latency", f"{params.network_latency_ms:g}", "ms",
+                   "one-way per hop (a LAN unless --network-latency-ms)"),
+        Assumption("jitter", f"{params.jitter_ms:g}", "ms", "extra per hop (--jitter-ms)"),
+        Assumption("idle ring (hold once per rotation)", "yes" if params.idle_ring else "no", "",
+                   "corosync.conf(5) hold, seqno_unchanged_const"),
+        Assumption("coupling", "measured scheduling stalls" if params.coupling is None else f"{params.coupling:g}",
+                   "", stalls),
+        Assumption("node independence", "yes", "", "stalls of different nodes assumed independent"),
+        Assumption("tail model", f"generalised Pareto over the top {TAIL_MAX_EXCEEDANCES} or 1 % of samples"
+                   + (" (exponential)" if params.tail_shape_max == 0 else ""), "",
+                   "probability-weighted moments (Hosking & Wallis 1987), "
+                   f"shape clamped to [0, {params.tail_shape_max:g}]"),
+        Assumption("target", f"{params.target_years_per_false_loss:g}", "years per false loss", "per cluster"),
+        Assumption("seed", str(params.seed), "", "bootstrap seed"),
+        Assumption("sync phase", f"{params.sync_phase_ms:g}", "ms",
+                   "assumed service synchronisation after a new membership"),
+        Assumption("watchdog", f"{params.watchdog_s:g}", "s", "HA watchdog (watchdog-mux)"),
+        Assumption("LRM loop", f"{params.lrm_loop_s:g}", "s", "pve-ha-manager LRM loop"),
+        Assumption("lock retry", f"{params.lock_retry_s:g}", "s", "pve-ha-manager LRM lock retry"),
+        Assumption("HA margin", f"{params.ha_margin_s:g}", "s", "headroom kept under the watchdog"),
+    ]
+    if params.stall_tolerance_ms is not None:
+        a.append(Assumption("stall tolerance", f"{params.stall_tolerance_ms:g}", "ms", "given"))
+    return tuple(a)
+
+
+def _coefficient(params: ModelParams) -> float:
+    if params.token_coefficient_ms is not None:
+        return params.token_coefficient_ms
+    return corosync.TOKEN_COEFFICIENT_MS_DEFAULT
+
+
+def params_from_settings(settings: corosync.CorosyncSettings, nodes: int, **overrides: object) -> ModelParams:
+    """ModelParams for `nodes` nodes and the totem settings of a corosync.conf
+    (`fsyncprobe.ring.conf.load_settings`; the node count from `conf.node_count`); keyword
+    arguments (any other ModelParams field) that are not None win over the file."""
+
+    def f(v: int | None) -> float | None:
+        return None if v is None else float(v)
+
+    base: dict[str, object] = {
+        "token_ms": f(settings.token_ms), "token_coefficient_ms": f(settings.token_coefficient_ms),
+        "consensus_ms": f(settings.consensus_ms), "hold_ms": f(settings.hold_ms),
+        "token_retransmits_before_loss_const": settings.token_retransmits_before_loss_const,
+        "transport": (settings.transport or "knet").lower(),
+        "knet_ping_interval_ms": f(settings.knet_ping_interval_ms),
+        "knet_ping_timeout_ms": f(settings.knet_ping_timeout_ms), "knet_pong_count": settings.knet_pong_count,
+        "conf_source": settings.source, "nodes": nodes,
+    }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return ModelParams(**base)  # type: ignore[arg-type]

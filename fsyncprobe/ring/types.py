@@ -1,0 +1,183 @@
+"""The token-ring model's results: frozen dataclasses a `Report` carries (`Report.model`).
+
+Kept apart from `fsyncprobe.ring.model` (which computes them from reports) so that
+`fsyncprobe.report.types` can import these without an import cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """One input of the model that was not measured: its value and where it comes from."""
+
+    name: str
+    """Parameter name (as in `ModelParams` or corosync.conf)."""
+    value: str
+    """Its value, as used."""
+    unit: str
+    """Unit of `value` (`ms`, `nodes`, `years`, `` for plain numbers)."""
+    source: str
+    """Why this value: a default and its source, a user option, a file."""
+
+
+@dataclass(frozen=True)
+class TimerBound:
+    """One clock that declares a silent node gone, and after how long."""
+
+    name: str
+    """Which timer (`knet link`, `token`, `fail_recv_const`)."""
+    stall_ms: float
+    """The stall of one node that this clock turns into a new membership."""
+    explanation: str
+    """How it follows from the settings, with its source."""
+
+
+@dataclass(frozen=True)
+class TailFit:
+    """The rate of stalls longer than x for one node: empirical, then a fitted tail."""
+
+    source: str
+    """What the samples are (`scheduling stalls`, `sync latency x 1`)."""
+    samples: int
+    """Number of samples."""
+    measured_s: float
+    """Time the samples were collected over."""
+    max_ms: float
+    """Largest sample."""
+    p999_ms: float
+    """99.9th percentile."""
+    mean_ms: float
+    """Mean sample."""
+    threshold_ms: float
+    """Tail threshold: the fit describes samples above it."""
+    exceedances: int
+    """Samples above the threshold."""
+    shape_xi: float
+    """Generalised Pareto shape used (0 = exponential tail; clamped to [0, tail_shape_max])."""
+    scale_ms: float
+    """Generalised Pareto scale."""
+    fitted: bool
+    """False when too few samples for a fit (empirical rate only)."""
+    shape_xi_estimate: float = 0.0
+    """The data's own shape estimate (clamped to [0, 0.9]); used only when `tail_shape_max` allows."""
+
+
+@dataclass(frozen=True)
+class NodeModel:
+    """The model's view of one node."""
+
+    hostname: str
+    """Node name."""
+    assumed: bool
+    """True when the node was not measured and is assumed like the slowest measured one."""
+    tail: TailFit | None
+    """The stall distribution used (None when nothing can stall this node's corosync)."""
+    stalls_over_tolerance: int
+    """Measured stalls longer than the stall tolerance."""
+    false_losses_per_year: float
+    """Expected false membership changes per year caused by this node."""
+    false_losses_per_year_low: float
+    """Lower end of the confidence interval."""
+    false_losses_per_year_high: float
+    """Upper end of the confidence interval."""
+    extrapolated: bool
+    """True when the rate comes from the fitted tail beyond the data, not from observed stalls."""
+
+
+@dataclass(frozen=True)
+class HaCeiling:
+    """Can HA recover before the watchdog fires? The parts of the budget, in ms."""
+
+    token_ms: float
+    """Effective token T (detecting the failure)."""
+    consensus_ms: float
+    """Consensus (forming the new membership)."""
+    sync_ms: float
+    """Service synchronisation after the membership change (assumed)."""
+    lrm_loop_ms: float
+    """The HA LRM loop."""
+    lock_retry_ms: float
+    """The LRM's lock retry."""
+    commit_p999_ms: float
+    """p99.9 pmxcfs-shaped commit latency (0 when not measured)."""
+    total_ms: float
+    """Sum of the parts."""
+    watchdog_ms: float
+    """The watchdog timeout."""
+    margin_ms: float
+    """Headroom required under the watchdog."""
+    headroom_ms: float
+    """watchdog - margin - total (negative: the node may self-fence on a real failure)."""
+    ok: bool
+    """headroom >= 0."""
+    max_token_ms: float
+    """Largest effective token that keeps headroom >= 0."""
+    max_nodes: int
+    """Largest N whose effective token stays under `max_token_ms` with this token and coefficient."""
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """What the token-ring model concluded, with every assumption."""
+
+    nodes: int
+    """Nodes in the ring."""
+    token_ms: float
+    """`totem.token` as configured or assumed."""
+    token_coefficient_ms: float
+    """`totem.token_coefficient` as configured or assumed."""
+    effective_token_ms: float
+    """T = token + (N - 2) x token_coefficient for N >= 3."""
+    consensus_ms: float
+    """Consensus timeout."""
+    token_retransmit_ms: float
+    """Token retransmit interval."""
+    hold_ms: float
+    """Token hold when idle."""
+    token_warning_ms: float
+    """When corosync logs "Token has not been received" (75 % of T)."""
+    knet_ping_interval_ms: float | None
+    """knet link ping interval (None unless knet)."""
+    knet_ping_timeout_ms: float | None
+    """knet link timeout (None unless knet)."""
+    stall_tolerance_ms: float
+    """The shortest stall of one node's corosync that forms a new membership (the smallest bound)."""
+    stall_tolerance_bound_by: str
+    """Which timer gives it."""
+    stall_bounds: tuple[TimerBound, ...]
+    """Every timer considered, smallest first."""
+    rotation_ms: float
+    """Token rotation time R(N)."""
+    reformation_ms: float
+    """Time to re-form after a real failure: T + consensus + 50 ms (conf(5) `token`)."""
+    false_losses_per_year: float
+    """Expected false membership changes per year for the whole ring."""
+    false_losses_per_year_low: float
+    """Lower end of the confidence interval."""
+    false_losses_per_year_high: float
+    """Upper end of the confidence interval."""
+    confidence_level: float
+    """Two-sided level of the intervals."""
+    years_per_false_loss: float | None
+    """1 / false_losses_per_year (None when the rate is 0)."""
+    target_years_per_false_loss: float
+    """The target."""
+    min_safe_token_ms: float | None
+    """Smallest effective token T that meets the target (None: none up to 600 s)."""
+    min_safe_token_setting_ms: float | None
+    """The `totem.token` value that gives `min_safe_token_ms` with this N and coefficient."""
+    max_safe_nodes: int
+    """Largest N such that every ring of 2..N nodes meets the target and the HA ceiling (1: none)."""
+    ha_ceiling: HaCeiling
+    """The HA budget under the watchdog."""
+    node_models: tuple[NodeModel, ...]
+    """Per-node stall rates."""
+    bottleneck_node: str | None
+    """The node that contributes most false losses (holds the ring back)."""
+    assumptions: tuple[Assumption, ...]
+    """Every unmeasured input and its value."""
+    warnings: tuple[str, ...]
+    """What the reader must know to trust the figures."""

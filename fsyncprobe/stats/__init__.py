@@ -1,0 +1,1 @@
+"""Statistics: the bounded-memory latency histogram and its summaries."""

@@ -1,0 +1,356 @@
+"""Rules: measurements, device facts, the model and a profile -> findings and a verdict. Pure.
+
+Every finding names the measured value, the limit, why it matters (and through which of the three
+paths DESIGN.md names: HA self-fencing, a frozen /etc/pve, corosync scheduling stalls) and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from fsyncprobe.device.fstypes import RAM_FSTYPES
+from fsyncprobe.device.types import DeviceClass, DeviceReport
+from fsyncprobe.measure.types import BenchResult, Workload
+from fsyncprobe.ring.types import ModelReport
+from fsyncprobe.units import format_duration_ns, format_rate_per_year
+from fsyncprobe.verdict.profiles import Metric, Profile, Threshold
+from fsyncprobe.verdict.types import Finding, Level, NodeVerdict, Verdict, worst
+
+HDD_MAX_FLUSHES_PER_S = 500.0
+"""The most sync writes per second any spinning disk can make durable: a flush that really
+reaches the platter waits for the head and the rotation; the fastest drives spin at 15,000 rpm
+(250 revolutions a second). Twice that allows for writes that land on the same track in one turn."""
+
+SYNC_PER_OP_WORKLOADS = frozenset({Workload.PVEPERF, Workload.OVERWRITE, Workload.APPEND})
+"""Workloads where every operation ends in its own sync, so each must reach the device (the
+`sqlite` workload syncs only at checkpoints)."""
+
+WRITES_PER_SYNC_WARN = 0.5
+"""WARN when the device saw fewer write requests than half the syncs: each fsync of new data waits
+for at least one write to complete, so two syncs cannot share one request."""
+WRITES_PER_SYNC_FAIL = 0.1
+"""FAIL below one write request per ten syncs: the syncs are swallowed by a cache above the device."""
+
+
+@dataclass(frozen=True)
+class Gates:
+    """CI gate options of `verdict` (`--min-ops`, `--max-p99`, `--strict`)."""
+
+    min_ops_per_s: float | None = None
+    """Every measured workload must reach this rate (FAIL otherwise)."""
+    max_p99_ns: int | None = None
+    """Every measured workload's p99 must stay under this (FAIL otherwise)."""
+    strict: bool = False
+    """A WARN fails the gate too (exit 1)."""
+
+
+def _is_rate(metric: Metric) -> bool:
+    """ops/s gets worse as it falls; every other metric as it rises."""
+    return metric.value == "ops_per_s"
+
+
+def _is_latency(metric: Metric) -> bool:
+    return metric.value not in ("ops_per_s", "stalls")
+
+
+def _fmt(metric: Metric, v: float) -> str:
+    if _is_latency(metric):
+        return format_duration_ns(v)
+    if _is_rate(metric):
+        return f"{v:,.1f} ops/s"
+    return f"{v:,.0f}"
+
+
+def metric_value(b: BenchResult, metric: Metric) -> float:
+    """The figure `metric` names from one measured workload (ns, ops/s or a count)."""
+    lat = b.latency
+    values = {
+        "ops_per_s": b.ops_per_s, "mean": lat.mean_ns, "p50": float(lat.p50_ns), "p90": float(lat.p90_ns),
+        "p99": float(lat.p99_ns), "p999": float(lat.p999_ns), "max": float(lat.max_ns),
+        "stalls": float(b.stalls.count),
+    }
+    return values[metric.value]
+
+
+def threshold_finding(t: Threshold, b: BenchResult) -> Finding:
+    """One profile threshold held against one measured workload."""
+    v = metric_value(b, t.metric)
+    if _is_rate(t.metric):
+        level = Level.FAIL if v < t.fail else Level.WARN if t.warn is not None and v < t.warn else Level.PASS
+        limit = f"FAIL below {_fmt(t.metric, t.fail)}" + (
+            f", WARN below {_fmt(t.metric, t.warn)}" if t.warn is not None else "")
+    else:
+        level = Level.FAIL if v >= t.fail else Level.WARN if t.warn is not None and v >= t.warn else Level.PASS
+        limit = f"FAIL at {_fmt(t.metric, t.fail)} or more" + (
+            f", WARN at {_fmt(t.metric, t.warn)} or more" if t.warn is not None else "")
+    name = {"ops_per_s": "sync-write rate", "p999": "p99.9 latency", "stalls": "stalls"}.get(
+        t.metric.value, f"{t.metric.value} latency")
+    verb = {Level.PASS: "is within limits", Level.WARN: "is poor", Level.FAIL: "is too poor for this use"}[level]
+    return Finding(
+        rule=t.rule, level=level, title=f"{t.workload.value} {name} {_fmt(t.metric, v)} {verb}",
+        measured=_fmt(t.metric, v), threshold=limit, reason=t.reason,
+        advice=None if level is Level.PASS else t.advice, value=v,
+        unit="ns" if _is_latency(t.metric) else "ops_per_s" if _is_rate(t.metric) else "count",
+    )
+
+
+_CLASS_WHY = {
+    DeviceClass.USB: ("USB storage (sticks, SD readers, many USB-SATA bridges) lacks power-loss protection, "
+                      "often gives under 50 syncs per second and wears out under pmxcfs's constant rewrites",
+                      "install the system (or at least /var/lib/pve-cluster) on an internal SSD"),
+    DeviceClass.SD: ("SD cards and eMMC are slow to sync, wear out quickly under constant small rewrites and have "
+                     "no power-loss protection", "move /var/lib/pve-cluster to an SSD"),
+    DeviceClass.RAM: ("no disk was measured: the path is on a RAM filesystem, where fsync returns at once "
+                      "(mm/shmem.c noop_fsync); the figures say nothing about any disk and the state does not "
+                      "survive a reboot", "run the verdict on the path that really holds the state "
+                                          "(/var/lib/pve-cluster on a Proxmox VE node)"),
+    DeviceClass.HDD: ("a spinning disk makes at most a few hundred syncs durable per second and its tail "
+                      "latency grows under other load (VM disks, backups, scrubs)",
+                      "move /var/lib/pve-cluster to an SSD, or keep VM and backup I/O off this disk"),
+    DeviceClass.NETWORK_BLOCK: ("a network block device adds the network's round trip and its failures to every "
+                                "sync; cluster state then depends on another system staying up",
+                                "keep the cluster state on a local disk"),
+    DeviceClass.NETWORK_FS: ("a network filesystem adds the network's round trip to every sync and ties the node "
+                             "to a server", "keep the cluster state on a local disk"),
+    DeviceClass.UNKNOWN: ("the device could not be classified, so its class-specific risks are unknown",
+                          "run `fsyncprobe device PATH` and attach its --snapshot to a bug report"),
+}
+
+
+def device_findings(profile: Profile, device: DeviceReport | None, benches: tuple[BenchResult, ...]) -> list[Finding]:
+    """Device class rules (USB/SD system disk: FAIL for a cluster node) and the no-disk case."""
+    out: list[Finding] = []
+    ram_fs = sorted({b.fstype for b in benches if b.fstype in RAM_FSTYPES})
+    if device is None:
+        if ram_fs:
+            why, advice = _CLASS_WHY[DeviceClass.RAM]
+            out.append(Finding(rule="no-disk", level=Level.FAIL, title=f"no disk was measured ({', '.join(ram_fs)})",
+                               measured=", ".join(ram_fs), threshold="a block device must hold the path",
+                               reason=why, advice=advice))
+        else:
+            out.append(Finding(rule="device-class", level=Level.WARN, title="the device could not be identified",
+                               measured=None, threshold=None,
+                               reason="without the device class, USB/SD system disks and lying caches go unnoticed",
+                               advice="run `fsyncprobe device PATH` to see why"))
+        return out
+    cls = device.device_class
+    level = (Level.FAIL if cls in profile.device_fail else Level.WARN if cls in profile.device_warn else Level.PASS)
+    names = ", ".join(f"{leaf.name} ({leaf.device_class.value})" for leaf in device.leaves) or "no block device"
+    why, advice = _CLASS_WHY.get(cls, ("this class of device is fit to hold cluster state", ""))
+    rule = "no-disk" if cls is DeviceClass.RAM else "device-class"
+    title = (f"no disk was measured: {device.mount.fstype} at {device.mount.mountpoint}" if cls is DeviceClass.RAM
+             else f"{device.path} is on {cls.value} storage")
+    limits = []
+    if profile.device_fail:
+        limits.append("FAIL: " + ", ".join(c.value for c in profile.device_fail))
+    if profile.device_warn:
+        limits.append("WARN: " + ", ".join(c.value for c in profile.device_warn))
+    out.append(Finding(rule=rule, level=level, title=title,
+                       measured=f"{cls.value} ({device.confidence.value} confidence; {names})",
+                       threshold="; ".join(limits) or None, reason=why,
+                       advice=None if level is Level.PASS else (advice or None)))
+    return out
+
+
+def impossible_rate_findings(device: DeviceReport | None, benches: tuple[BenchResult, ...]) -> list[Finding]:
+    """Rates the medium cannot give: more durable syncs than a spinning disk can make, or far more
+    syncs than the device saw write requests (a cache swallowing them)."""
+    out: list[Finding] = []
+    sync_benches = [b for b in benches if b.params.workload in SYNC_PER_OP_WORKLOADS and b.fstype not in RAM_FSTYPES]
+    hdds = [leaf for leaf in (device.leaves if device else ()) if leaf.device_class is DeviceClass.HDD]
+    for b in sync_benches:
+        for leaf in hdds:
+            if b.ops_per_s <= HDD_MAX_FLUSHES_PER_S:
+                continue
+            through = (leaf.write_cache or "").strip() == "write through"
+            claim = ("write-through cache reported" if through else
+                     f"write cache {leaf.write_cache or 'unknown'}")
+            out.append(Finding(
+                rule="impossible-rate", level=Level.FAIL if through else Level.WARN,
+                title=(f"this disk lies about flushes: {claim} but {b.ops_per_s:,.0f} ops/s on an HDD is physically "
+                       "impossible" if through else
+                       f"{b.ops_per_s:,.0f} durable syncs/s is more than an HDD ({leaf.name}) can make"),
+                measured=f"{b.ops_per_s:,.1f} ops/s ({b.params.workload.value}) on {leaf.name}",
+                threshold=f"at most {HDD_MAX_FLUSHES_PER_S:,.0f} ops/s on a spinning disk (15,000 rpm, twice per turn)",
+                reason=("a sync that returns faster than the platter turns was not made durable: a power cut loses "
+                        "changes every node believes committed"
+                        + ("" if through else "; a RAID controller with a battery-backed cache can do this honestly")),
+                advice=("disable the drive's volatile write cache (hdparm -W0 /dev/X) or replace it; check the "
+                        "controller's cache and battery"),
+                value=b.ops_per_s, unit="ops_per_s"))
+        mounted = [d for d in b.device_writes if d.role == "mounted"]
+        if not mounted or b.ops < 100:
+            continue
+        writes = min(d.write_ops for d in mounted)
+        ratio = writes / b.ops
+        if ratio >= WRITES_PER_SYNC_WARN:
+            continue
+        dev = ", ".join(d.device for d in mounted)
+        out.append(Finding(
+            rule="syncs-without-writes", level=Level.FAIL if ratio < WRITES_PER_SYNC_FAIL else Level.WARN,
+            title=f"{b.ops:,} syncs but only {writes:,} write requests reached {dev}",
+            measured=f"{ratio:.2f} write requests per sync ({b.params.workload.value})",
+            threshold=f"WARN below {WRITES_PER_SYNC_WARN}, FAIL below {WRITES_PER_SYNC_FAIL} requests per sync",
+            reason=("each sync of new data must wait for at least one write to the device; far fewer writes mean a "
+                    "layer above the disk (a virtual disk's cache, a loop device, a controller) acknowledges syncs "
+                    "it has not made durable"),
+            advice="check the hypervisor's disk cache mode (cache=none or writethrough) and the storage stack",
+            value=ratio, unit="writes_per_sync"))
+    return out
+
+
+def model_findings(model: ModelReport, benches: tuple[BenchResult, ...], node: str | None = None) -> list[Finding]:
+    """The token-ring model's conclusions as findings: HA ceiling, false-loss rate against the
+    target, and the sync tail against the stall tolerance (the token budget)."""
+    out: list[Finding] = []
+    ha = model.ha_ceiling
+    out.append(Finding(
+        rule="ha-ceiling", level=Level.PASS if ha.ok else Level.FAIL,
+        title=("HA can recover before the watchdog fires" if ha.ok else
+               "HA recovery may not finish before the 60 s watchdog: nodes may self-fence"),
+        measured=f"{ha.total_ms / 1000:,.1f} s (includes commit p99.9 {ha.commit_p999_ms:,.0f} ms)",
+        threshold=f"under {ha.watchdog_ms / 1000:,.0f} s watchdog minus {ha.margin_ms / 1000:,.0f} s margin",
+        reason=("HA path: the LRM renews its watchdog only after its lock write to pmxcfs succeeds; detection, "
+                "re-formation, the LRM loop, the lock retry and a slow commit must all fit under the watchdog"),
+        advice=None if ha.ok else "lower totem.token or the node count, or move /var/lib/pve-cluster to an SSD",
+        value=ha.headroom_ms, unit="ms", node=node))
+    rate = model.false_losses_per_year
+    target = 1.0 / model.target_years_per_false_loss
+    level = Level.PASS if rate <= target else Level.FAIL if rate > 1.0 else Level.WARN
+    per = format_rate_per_year(rate)
+    out.append(Finding(
+        rule="false-membership-changes", level=level,
+        title=f"expected false membership changes of a {model.nodes}-node ring: {per}",
+        measured=f"{per} (stall tolerance {model.stall_tolerance_ms:,.0f} ms, bound by "
+                 f"{model.stall_tolerance_bound_by}; bottleneck {model.bottleneck_node or '—'})",
+        threshold=f"WARN above 1 per {model.target_years_per_false_loss:g} years, FAIL above 1 per year",
+        reason=("corosync scheduling path: heavy host I/O can keep corosync from running (corosync issue 520); "
+                "a node silent longer than the stall tolerance is dropped and the ring re-forms"),
+        advice=None if level is Level.PASS else (
+            "raise totem.token to at least the model's minimum safe token"
+            + (f" ({model.min_safe_token_setting_ms:,.0f} ms)" if model.min_safe_token_setting_ms else "")
+            + ", or take I/O load off the node's system disk"),
+        value=rate, unit="per_year", node=node))
+    sync = [b for b in benches if b.params.workload in SYNC_PER_OP_WORKLOADS]
+    if sync:
+        worst_b = max(sync, key=lambda b: b.latency.p999_ns)
+        p999_ms = worst_b.latency.p999_ns / 1e6
+        tol = model.stall_tolerance_ms
+        level = Level.WARN if p999_ms >= tol else Level.PASS
+        out.append(Finding(
+            rule="sync-tail-vs-token", level=level,
+            title=f"sync p99.9 {format_duration_ns(worst_b.latency.p999_ns)} against a stall tolerance "
+                  f"of {tol:,.0f} ms",
+            measured=f"{format_duration_ns(worst_b.latency.p999_ns)} ({worst_b.params.workload.value} p99.9)",
+            threshold=f"WARN at the stall tolerance ({tol:,.0f} ms) or more",
+            reason=("folk path only (coupling 1): corosync forwards the token before delivering to pmxcfs and never "
+                    "waits for it (exec/totemsrp.c, exec/ipc_glue.c), so a slow sync alone does not drop a node; "
+                    "WARN at most"),
+            advice=None if level is Level.PASS else "move /var/lib/pve-cluster to an SSD",
+            value=worst_b.latency.p999_ns, unit="ns", node=node))
+    return out
+
+
+def gate_findings(gates: Gates, benches: tuple[BenchResult, ...]) -> list[Finding]:
+    """`--min-ops` and `--max-p99`: every measured workload must meet them."""
+    out: list[Finding] = []
+    for b in benches:
+        wl = b.params.workload.value
+        if gates.min_ops_per_s is not None:
+            ok = b.ops_per_s >= gates.min_ops_per_s
+            out.append(Finding(
+                rule="gate-min-ops", level=Level.PASS if ok else Level.FAIL,
+                title=f"{wl} rate {b.ops_per_s:,.1f} ops/s {'meets' if ok else 'is below'} --min-ops",
+                measured=f"{b.ops_per_s:,.1f} ops/s", threshold=f"at least {gates.min_ops_per_s:,.0f} ops/s",
+                reason="a CI gate given on the command line", advice=None if ok else "see the other findings",
+                value=b.ops_per_s, unit="ops_per_s"))
+        if gates.max_p99_ns is not None:
+            ok = b.latency.p99_ns < gates.max_p99_ns
+            out.append(Finding(
+                rule="gate-max-p99", level=Level.PASS if ok else Level.FAIL,
+                title=f"{wl} p99 {format_duration_ns(b.latency.p99_ns)} {'meets' if ok else 'exceeds'} --max-p99",
+                measured=format_duration_ns(b.latency.p99_ns),
+                threshold=f"under {format_duration_ns(gates.max_p99_ns)}",
+                reason="a CI gate given on the command line", advice=None if ok else "see the other findings",
+                value=float(b.latency.p99_ns), unit="ns"))
+    return out
+
+
+def node_findings(profile: Profile, benches: tuple[BenchResult, ...], device: DeviceReport | None,
+                  gates: Gates = Gates()) -> list[Finding]:
+    """Every rule that reads one node alone: thresholds, device, impossible rates, gates."""
+    out: list[Finding] = []
+    for t in profile.thresholds:
+        b = next((b for b in benches if b.params.workload is t.workload), None)
+        if b is None:
+            out.append(Finding(rule=t.rule, level=Level.WARN, title=f"{t.workload.value} was not measured",
+                               measured=None, threshold=None, reason=t.reason,
+                               advice=f"run the {t.workload.value} workload (the profile's [[workload]]s)"))
+        else:
+            out.append(threshold_finding(t, b))
+    for b in benches:
+        if b.partial:
+            out.append(Finding(rule="partial-run", level=Level.WARN,
+                               title=f"{b.params.workload.value} run was cut short",
+                               measured=b.partial_reason, threshold=None,
+                               reason="the figures cover only what ran", advice="run again"))
+    out += device_findings(profile, device, benches)
+    out += impossible_rate_findings(device, benches)
+    out += gate_findings(gates, benches)
+    return out
+
+
+def sort_findings(findings: list[Finding]) -> tuple[Finding, ...]:
+    """Worst first; stable otherwise."""
+    return tuple(sorted(findings, key=lambda f: -f.level.rank))
+
+
+def evaluate(profile: Profile, benches: tuple[BenchResult, ...], device: DeviceReport | None,
+             model: ModelReport | None, gates: Gates = Gates(), model_missing_reason: str | None = None) -> Verdict:
+    """The verdict of one node: the worst of every finding."""
+    findings = node_findings(profile, benches, device, gates)
+    if model is not None:
+        findings += model_findings(model, benches)
+    elif profile.model:
+        findings.append(Finding(rule="model", level=Level.WARN, title="the token-ring model did not run",
+                                measured=None, threshold=None,
+                                reason=model_missing_reason or "no measurement to model",
+                                advice="see the warnings"))
+    ordered = sort_findings(findings)
+    return Verdict(level=worst([f.level for f in ordered]), profile=profile.name, findings=ordered,
+                   strict=gates.strict)
+
+
+def evaluate_cluster(profile: Profile, nodes: Sequence[tuple[str, str, tuple[BenchResult, ...], DeviceReport | None]],
+                     model: ModelReport | None, gates: Gates = Gates()) -> Verdict:
+    """One verdict for a ring: each node's own findings (tagged with its name), the ring model's
+    findings, and the node that holds the ring back (the worst level; among equals, the model's
+    bottleneck, then the slowest sync rate)."""
+    findings: list[Finding] = []
+    node_verdicts: list[NodeVerdict] = []
+    rank: list[tuple[int, int, float, str]] = []
+    for hostname, source, benches, device in nodes:
+        own = [replace(f, node=hostname) for f in node_findings(profile, benches, device, gates)]
+        lv = worst([f.level for f in own])
+        findings += own
+        node_verdicts.append(NodeVerdict(hostname=hostname, level=lv, source=source))
+        sync = [b.ops_per_s for b in benches if b.params.workload in SYNC_PER_OP_WORKLOADS] or \
+               [b.ops_per_s for b in benches] or [0.0]
+        is_model_bottleneck = int(model is not None and model.bottleneck_node == hostname
+                                  and model.false_losses_per_year > 0)
+        rank.append((lv.rank, is_model_bottleneck, -min(sync), hostname))
+    if model is not None:
+        all_benches = tuple(b for _, _, bs, _ in nodes for b in bs)
+        findings += [replace(f, node="ring") for f in model_findings(model, all_benches)]
+    bottleneck = max(rank)[3] if rank else None
+    ordered = sort_findings(findings)
+    return Verdict(level=worst([f.level for f in ordered]), profile=profile.name, findings=ordered,
+                   strict=gates.strict, nodes=tuple(node_verdicts), bottleneck_node=bottleneck)
+
+
+def exit_code(verdict: Verdict) -> int:
+    """0 PASS/WARN, 1 FAIL (and WARN with --strict)."""
+    if verdict.level is Level.FAIL or (verdict.strict and verdict.level is Level.WARN):
+        return 1
+    return 0

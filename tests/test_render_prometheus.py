@@ -1,0 +1,189 @@
+"""`--format prometheus`, read back by a real node_exporter textfile collector over loopback.
+
+No Prometheus client library is a dependency, so the parser is the real one: Debian's
+`prometheus-node-exporter` (Go `expfmt`), started on 127.0.0.1 with only the textfile collector,
+scraped with urllib. A file it cannot parse shows as `node_textfile_scrape_error 1`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fsyncprobe.render import render
+from fsyncprobe.render.prometheus import escape_label, families
+from fsyncprobe.report.codec import from_jsonable
+from fsyncprobe.report.types import Report
+from tests.cli_helpers import fsyncprobe
+
+EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Exporter:
+    """A node_exporter reading one textfile directory, on a loopback port."""
+
+    def __init__(self, textfile_dir: Path) -> None:
+        self.dir = textfile_dir
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert EXPORTER is not None
+        self.proc = subprocess.Popen(
+            [EXPORTER, f"--web.listen-address=127.0.0.1:{self.port}", "--collector.disable-defaults",
+             "--collector.textfile", f"--collector.textfile.directory={self.dir}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                self.scrape()
+                return
+            except OSError as exc:
+                if self.proc.poll() is not None:
+                    err = self.proc.stderr.read() if self.proc.stderr else b""
+                    raise RuntimeError(f"node_exporter exited: {err!r}") from exc
+                time.sleep(0.05)
+        raise RuntimeError("node_exporter did not answer within 10 s")
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            body: bytes = r.read()
+            return body.decode()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def exporter(tmp_path: Path) -> Iterator[Exporter]:
+    if EXPORTER is None:
+        pytest.skip("prometheus-node-exporter is not installed (tools/test.sh installs it)")
+    d = tmp_path / "textfile"
+    d.mkdir()
+    e = Exporter(d)
+    e.start()
+    try:
+        yield e
+    finally:
+        e.stop()
+
+
+@pytest.fixture(scope="module")
+def verdict_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    """One short real verdict (JSON) on the test's temp dir; --min-ops makes a rule repeat per workload."""
+    d = tmp_path_factory.mktemp("promv")
+    proc = fsyncprobe("verdict", str(d), "--duration", "300ms", "--warmup", "0s", "--min-ops", "1",
+                      "--json", "--no-progress")
+    assert proc.returncode in (0, 1), proc.stderr
+    return from_jsonable(Report, json.loads(proc.stdout))
+
+
+def _samples(scraped: str, family: str) -> dict[str, float]:
+    out = {}
+    for line in scraped.splitlines():
+        if line.startswith(family + "{") or line.startswith(family + " "):
+            name_labels, value = line.rsplit(" ", 1)
+            out[name_labels] = float(value)
+    return out
+
+
+def test_escape_label() -> None:
+    assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+
+
+def test_verdict_metrics_survive_the_real_textfile_collector(exporter: Exporter, verdict_report: Report) -> None:
+    text = render(verdict_report, "prometheus")
+    (exporter.dir / "fsyncprobe.prom").write_text(text)
+    scraped = exporter.scrape()
+    assert 'node_textfile_scrape_error 0' in scraped, scraped[-2000:]
+    for fam in families(text):
+        assert re.search(rf"^{fam}(_sum|_count)?[{{ ]", scraped, re.M), f"{fam} missing from the scrape"
+    v = verdict_report.verdict
+    assert v is not None
+    level = _samples(scraped, "fsyncprobe_verdict_level")
+    assert list(level.values()) == [{"pass": 0, "warn": 1, "fail": 2}[v.level.value]]
+    rates = _samples(scraped, "fsyncprobe_sync_ops_per_second")
+    assert len(rates) == len(verdict_report.benches)
+    for b in verdict_report.benches:
+        (got,) = [val for k, val in rates.items() if f'workload="{b.params.workload.value}"' in k]
+        assert got == pytest.approx(b.ops_per_s)
+    # gate-min-ops appears once per workload in the verdict, once in the metrics.
+    assert sum(1 for f in v.findings if f.rule == "gate-min-ops") == len(verdict_report.benches) >= 2
+    gate = [k for k in _samples(scraped, "fsyncprobe_finding_level") if 'rule="gate-min-ops"' in k]
+    assert len(gate) == 1
+
+
+def test_awkward_label_values_parse(exporter: Exporter, verdict_report: Report) -> None:
+    host = 'node "7"\\eu\nwest'
+    r = dataclasses.replace(verdict_report, hostname=host, path='/var/lib/"odd" dir')
+    (exporter.dir / "odd.prom").write_text(render(r, "prometheus"))
+    scraped = exporter.scrape()
+    assert "node_textfile_scrape_error 0" in scraped
+    info = [k for k in _samples(scraped, "fsyncprobe_info")]
+    assert len(info) == 1 and f'hostname="{escape_label(host)}"' in info[0]
+
+
+def test_a_broken_file_is_noticed(exporter: Exporter) -> None:
+    """The check above could fail: a file with a duplicate sample is refused by this collector."""
+    (exporter.dir / "bad.prom").write_text("# TYPE x gauge\nx 1\nx 2\n")
+    assert "node_textfile_scrape_error 1" in exporter.scrape()
+
+
+def test_cli_writes_prometheus_atomically_to_the_textfile_dir(exporter: Exporter) -> None:
+    target = exporter.dir / "fsyncprobe.prom"
+    work = exporter.dir.parent / "work"
+    work.mkdir()
+    proc = fsyncprobe("verdict", str(work), "--duration", "200ms", "--warmup", "0s", "--no-sched-probe",
+                      "--format", "prometheus", "--output", str(target), "--no-progress")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert [p.name for p in exporter.dir.iterdir()] == ["fsyncprobe.prom"]  # no temp file left behind
+    scraped = exporter.scrape()
+    assert "node_textfile_scrape_error 0" in scraped
+    assert "fsyncprobe_verdict_level" in scraped
+    assert os.path.getsize(target) > 0
+
+
+def test_cluster_metrics_name_every_node(exporter: Exporter, verdict_report: Report, tmp_path: Path) -> None:
+    from fsyncprobe.report.codec import to_jsonable
+
+    files = []
+    for host in ("pve1", "pve2"):
+        p = tmp_path / f"{host}.json"
+        p.write_text(json.dumps(to_jsonable(dataclasses.replace(verdict_report, hostname=host))))
+        files.append(str(p))
+    proc = fsyncprobe("cluster", *files, "--no-corosync-conf", "--format", "prometheus",
+                      "--output", str(exporter.dir / "cluster.prom"))
+    assert proc.returncode in (0, 1), proc.stderr
+    scraped = exporter.scrape()
+    assert "node_textfile_scrape_error 0" in scraped
+    nodes = _samples(scraped, "fsyncprobe_node_verdict_level")
+    assert sorted(re.search(r'node="([^"]+)"', k).group(1) for k in nodes) == ["pve1", "pve2"]  # type: ignore[union-attr]
+    assert len(_samples(scraped, "fsyncprobe_bottleneck_node")) == 1
+    levels = _samples(scraped, "fsyncprobe_finding_level")
+    assert any('node="pve1"' in k for k in levels) and any('node="pve2"' in k for k in levels)
