@@ -1,6 +1,7 @@
 """The command line: parse, call the core, render, map errors to exit codes. Nothing else.
 
-Each command lives in its own module here and registers itself on `main`.
+Each command lives in its own module here; `main` adds them. A command module never imports
+`main` or another command's module, so the package's imports form no cycle.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import __version__
+from fsyncprobe.cli import bench, cluster, device, model, verdict
 from fsyncprobe.cli.errors import OneLineErrorGroup
 
 
@@ -23,7 +25,7 @@ def main() -> None:
     """
 
 
-# Imported for their side effect of adding their command to `main` (at the end: they import `main`).
-from fsyncprobe.cli import bench, cluster, device, model, verdict  # noqa: E402
+for _command in (bench.bench, device.device, model.model, verdict.verdict, cluster.cluster):
+    main.add_command(_command)
 
-__all__ = ["bench", "cluster", "device", "main", "model", "verdict"]
+__all__ = ["main"]

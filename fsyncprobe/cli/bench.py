@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import pipeline
-from fsyncprobe.cli import main
 from fsyncprobe.cli.errors import handle_errors
 from fsyncprobe.cli.options import duration_option, output_options, resolve_format, size_option
 from fsyncprobe.cli.output import emit, feedback
@@ -71,7 +70,7 @@ def make_params(
     )
 
 
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default=pipeline.DEFAULT_BENCH_PATH)
 @bench_options
 @click.option("--sched-probe/--no-sched-probe", default=True, show_default=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import pipeline
-from fsyncprobe.cli import main
 from fsyncprobe.cli.errors import handle_errors
 from fsyncprobe.cli.options import gate_options, output_options, resolve_format, ring_options, ring_settings
 from fsyncprobe.cli.output import emit_verdict, feedback
@@ -13,7 +12,7 @@ from fsyncprobe.verdict import profiles
 from fsyncprobe.verdict.rules import Gates
 
 
-@main.command("cluster")
+@click.command("cluster")
 @click.argument("reports", nargs=-1, required=True, metavar="REPORT.json... | DIR")
 @click.option("--profile", "-p", "profile_name", default=profiles.DEFAULT_PROFILE, show_default=True,
               metavar="NAME|FILE", help="Thresholds to apply to every node (shipped profile name or .toml file).")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import pipeline
-from fsyncprobe.cli import main
 from fsyncprobe.cli.errors import handle_errors
 from fsyncprobe.cli.options import output_options, resolve_format
 from fsyncprobe.cli.output import FsyncprobeOutputError, emit, feedback, write_output
@@ -13,7 +12,7 @@ from fsyncprobe.errors import UsageError
 from fsyncprobe.render import Format
 
 
-@main.command("device")
+@click.command("device")
 @click.argument("path", required=False, default=None)
 @click.option("--snapshot", "snapshot_file", metavar="FILE",
               help="Also save the raw facts to FILE (JSON), e.g. to attach to a bug report.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import pipeline
-from fsyncprobe.cli import main
 from fsyncprobe.cli.errors import handle_errors
 from fsyncprobe.cli.options import output_options, resolve_format
 from fsyncprobe.cli.output import emit, feedback
@@ -33,7 +32,7 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
     return out
 
 
-@main.command("model")
+@click.command("model")
 @click.option("--from-report", "from_reports", multiple=True, metavar="R.json",
               help="A saved `bench`/`verdict` JSON report (repeat for several nodes).")
 @click.option("--latency-ms", "latency_ms", multiple=True, metavar="MS[,MS...]",

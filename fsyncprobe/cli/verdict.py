@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import pipeline
-from fsyncprobe.cli import main
 from fsyncprobe.cli.errors import handle_errors
 from fsyncprobe.cli.options import (
     duration_option,
@@ -20,7 +19,7 @@ from fsyncprobe.verdict import profiles
 from fsyncprobe.verdict.rules import Gates
 
 
-@main.command("verdict")
+@click.command("verdict")
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True), required=False)
 @click.option("--profile", "-p", "profile_name", default=profiles.DEFAULT_PROFILE, show_default=True,
               metavar="NAME|FILE", help=f"Workloads and thresholds ({', '.join(profiles.available())}, "
