@@ -104,6 +104,39 @@ def test_unsuitable_path(tmp_path: Path, kind: str) -> None:
         assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
+def _kernel_interface_dirs() -> list[tuple[str, str]]:
+    """(directory, fstype) of this machine's mounted kernel interfaces the tests may point at:
+    /proc, /sys and the first cgroup hierarchy (cgroup v1 or v2, whichever this kernel mounts)."""
+    found: dict[str, str] = {}
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            mountpoint, fstype = fields[4], fields[fields.index("-") + 1]
+            if fstype in ("proc", "sysfs") and mountpoint in ("/proc", "/sys"):
+                found.setdefault(fstype, mountpoint)
+            elif fstype in ("cgroup", "cgroup2"):
+                found.setdefault("cgroup", mountpoint)
+    return [(d, t) for t, d in sorted(found.items())]
+
+
+@pytest.mark.parametrize("command", ["bench", "verdict"])
+def test_kernel_interface_is_refused_before_writing(command: str) -> None:
+    # mkdir in a cgroup filesystem creates a cgroup (cgroups(7)): the refusal must come before
+    # the tool makes its private directory there, not after.
+    targets = _kernel_interface_dirs()
+    assert {t for _, t in targets} >= {"proc", "sysfs"} and len(targets) == 3, targets
+    for directory, _ in targets:
+        before = sorted(os.listdir(directory))
+        extra = ("--no-corosync-conf",) if command == "verdict" else ()
+        proc = fsyncprobe(command, directory, "--json", "-d", "1s", *QUICK, *extra, timeout=30)
+        line = faultkit.one_line_error(proc, 3, directory, "a kernel interface, not a disk")
+        assert "on cgroup" in line or "on proc" in line or "on sysfs" in line, line
+        assert proc.stdout == ""
+        assert not [n for n in os.listdir(directory) if n.startswith("fsyncprobe-")]
+        if directory != "/proc":  # /proc's pid directories come and go on their own
+            assert sorted(os.listdir(directory)) == before
+
+
 # --- no space ---------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from fsyncprobe.errors import InputError
 from fsyncprobe.ring import corosync
-from fsyncprobe.ring.conf import parse_conf, read_conf, settings_from_conf
+from fsyncprobe.ring.conf import node_count, parse_conf, read_conf, settings_from_conf
 from fsyncprobe.ring.corosync import (
     CorosyncSettings,
     derive_timers,
@@ -208,3 +208,54 @@ def test_cli_model_bad_conf_is_one_line_exit_2(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "never closed" in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+ONE_NODE_CONF = textwrap.dedent("""\
+    nodelist {
+      node {
+        name: pve1
+        nodeid: 1
+        ring0_addr: 10.0.0.1
+      }
+    }
+
+    totem {
+      cluster_name: lab
+      version: 2
+    }
+""")
+
+
+def test_node_count_passes_over_a_one_node_nodelist() -> None:
+    one = settings_from_conf(parse_conf(ONE_NODE_CONF), "one.conf")
+    three = settings_from_conf(parse_conf(PROXMOX_CONF), "three.conf")
+    assert (one.nodes, three.nodes) == (1, 3)
+    assert node_count(three, None, 7) == (3, None)
+    assert node_count(three, 5, 7) == (5, None)  # --nodes wins
+    assert node_count(one, 5, 7) == (5, None)  # ... and leaves nothing to warn about
+    n, why = node_count(one, None, 7)
+    assert n == 7 and why == "one.conf lists 1 node: node count not taken from it"
+    no_list = settings_from_conf(parse_conf("totem {\n token: 1000\n}\n"), "bare.conf")
+    assert node_count(no_list, None, 7) == (7, None)
+
+
+@pytest.mark.parametrize("command", ["model", "cluster"])
+def test_one_node_conf_is_treated_alike_by_model_and_cluster(tmp_path: Path, command: str) -> None:
+    # Before the redesign `model` warned and `verdict`/`cluster` passed over the nodelist silently.
+    conf = tmp_path / "corosync.conf"
+    conf.write_text(ONE_NODE_CONF)
+    if command == "model":
+        args = ["model", "--latency-ms", "1,2,3,2,1,5,2,3,1,2,4,2"]
+    else:
+        base = json.loads((Path(__file__).parent / "data" / "reports" / "verdict.json").read_text())
+        for name in ("pve1", "pve2", "pve3"):
+            (tmp_path / f"{name}.json").write_text(json.dumps({**base, "hostname": name}))
+        args = ["cluster", *(str(tmp_path / f"pve{i}.json") for i in (1, 2, 3))]
+    res = fsyncprobe(*args, "--corosync-conf", str(conf), "--json")
+    report = json.loads(res.stdout)
+    level = report["verdict"]["level"] if report["verdict"] else "pass"
+    assert res.returncode == (1 if level == "fail" else 0), res.stderr
+    assert report["model"]["nodes"] == 3
+    warning = f"{conf} lists 1 node: node count not taken from it"
+    assert warning in report["warnings"]
+    assert warning in res.stderr
