@@ -24,3 +24,19 @@ def bench_json(path: str, *args: str) -> dict[str, Any]:
     assert "Traceback" not in proc.stderr
     data: dict[str, Any] = json.loads(proc.stdout)
     return data
+
+
+def verdict_exit_code(level: str, strict: bool = False) -> int:
+    """The exit code a verdict of `level` must give (shared/DESIGN.md, "Commands"): 1 for FAIL,
+    and for WARN under --strict; 0 otherwise."""
+    return 1 if level == "fail" or (strict and level == "warn") else 0
+
+
+def verdict_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """A `verdict`/`cluster --json` run's report, asserting that its exit code is the one its
+    own verdict calls for (a test that cannot know the disk's level still knows this)."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    v = data["verdict"]
+    assert proc.returncode == verdict_exit_code(v["level"], v["strict"]), (proc.returncode, v["level"], proc.stderr)
+    return data

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from fsyncprobe.cli import main
 from tests import realfs
-from tests.cli_helpers import fsyncprobe
+from tests.cli_helpers import fsyncprobe, verdict_json
 
 pytestmark = [
     pytest.mark.root,
@@ -30,8 +30,7 @@ RUN = ("--json", "-q", "--no-corosync-conf", "--duration", "500ms", "--warmup", 
 
 def verdict_report(path: Path, hostname: str, out: Path) -> Path:
     proc = fsyncprobe("verdict", str(path), *RUN)
-    assert proc.returncode in (0, 1), proc.stderr
-    data = json.loads(proc.stdout)
+    data = verdict_json(proc)
     data["hostname"] = hostname
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data))

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from fsyncprobe.cli import main
 from fsyncprobe.ring import model as ring
 from fsyncprobe.ring.types import ModelReport
+from tests.cli_helpers import verdict_exit_code
 
 
 def test_verdict_without_the_model_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,8 +26,8 @@ def test_verdict_without_the_model_says_so(tmp_path: Path, monkeypatch: pytest.M
     res = CliRunner().invoke(main, ["verdict", str(tmp_path), "--json", "--no-corosync-conf", "--duration",
                                     "200ms", "--warmup", "0s", "--no-sched-probe"])
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exception  # exit 0 shows as None
-    assert res.exit_code in (0, 1), res.stderr
     data = json.loads(res.stdout)
+    assert res.exit_code == verdict_exit_code(data["verdict"]["level"]), res.stderr
     assert data["model"] is None
     (f,) = [f for f in data["verdict"]["findings"] if f["rule"] == "model"]
     assert f["level"] == "warn" and "tail fit did not converge" in f["reason"]

@@ -25,7 +25,7 @@ from fsyncprobe.render import render
 from fsyncprobe.render.prometheus import escape_label, families
 from fsyncprobe.report.codec import from_jsonable
 from fsyncprobe.report.types import Report
-from tests.cli_helpers import fsyncprobe
+from tests.cli_helpers import fsyncprobe, verdict_exit_code, verdict_json
 
 EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 
@@ -99,8 +99,7 @@ def verdict_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     d = tmp_path_factory.mktemp("promv")
     proc = fsyncprobe("verdict", str(d), "--duration", "300ms", "--warmup", "0s", "--min-ops", "1",
                       "--json", "--no-progress")
-    assert proc.returncode in (0, 1), proc.stderr
-    return from_jsonable(Report, json.loads(proc.stdout))
+    return from_jsonable(Report, verdict_json(proc))
 
 
 def _samples(scraped: str, family: str) -> dict[str, float]:
@@ -160,12 +159,12 @@ def test_cli_writes_prometheus_atomically_to_the_textfile_dir(exporter: Exporter
     work.mkdir()
     proc = fsyncprobe("verdict", str(work), "--duration", "200ms", "--warmup", "0s", "--no-sched-probe",
                       "--format", "prometheus", "--output", str(target), "--no-progress")
-    assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr
     assert [p.name for p in exporter.dir.iterdir()] == ["fsyncprobe.prom"]  # no temp file left behind
     scraped = exporter.scrape()
     assert "node_textfile_scrape_error 0" in scraped
-    assert "fsyncprobe_verdict_level" in scraped
+    (level,) = _samples(scraped, "fsyncprobe_verdict_level").values()
+    assert proc.returncode == verdict_exit_code(["pass", "warn", "fail"][int(level)]), proc.stderr
     assert os.path.getsize(target) > 0
 
 
@@ -179,9 +178,10 @@ def test_cluster_metrics_name_every_node(exporter: Exporter, verdict_report: Rep
         files.append(str(p))
     proc = fsyncprobe("cluster", *files, "--no-corosync-conf", "--format", "prometheus",
                       "--output", str(exporter.dir / "cluster.prom"))
-    assert proc.returncode in (0, 1), proc.stderr
     scraped = exporter.scrape()
     assert "node_textfile_scrape_error 0" in scraped
+    (level,) = _samples(scraped, "fsyncprobe_verdict_level").values()
+    assert proc.returncode == verdict_exit_code(["pass", "warn", "fail"][int(level)]), proc.stderr
     nodes = _samples(scraped, "fsyncprobe_node_verdict_level")
     assert sorted(re.search(r'node="([^"]+)"', k).group(1) for k in nodes) == ["pve1", "pve2"]  # type: ignore[union-attr]
     assert len(_samples(scraped, "fsyncprobe_bottleneck_node")) == 1
