@@ -30,7 +30,7 @@ from fsyncprobe.report.codec import load_report
 from fsyncprobe.report.types import Report
 from fsyncprobe.ring import conf
 from fsyncprobe.ring import model as ring_model
-from fsyncprobe.ring.inputs import NodeDistribution, node_from_latencies, node_from_report
+from fsyncprobe.ring.inputs import NodeDistribution, node_from_benches, node_from_latencies
 from fsyncprobe.ring.types import ModelReport
 from fsyncprobe.verdict import profiles, rules
 from fsyncprobe.verdict.profiles import Profile
@@ -214,7 +214,7 @@ def verdict(
     warnings: list[str] = []
     if profile.model:
         try:
-            model = _ring_model([node_from_report(report)], ring, DEFAULT_RING_NODES, warnings)
+            model = _ring_model([node_of_report(report)], ring, DEFAULT_RING_NODES, warnings)
         except (FsyncprobeError, ValueError, ArithmeticError) as exc:
             why_no_model = str(exc)
             feedback.warning(f"model not run: {exc}")
@@ -228,6 +228,13 @@ def verdict(
 
 
 # --- The ring model ----------------------------------------------------------------------------
+
+
+def node_of_report(report: Report) -> NodeDistribution:
+    """The ring model's inputs from a bench/verdict report (a run's own, or a saved one)."""
+    if not report.benches:
+        raise InputError(f"report from {report.hostname} has no measurements (command {report.command!r})")
+    return node_from_benches(report.hostname, report.benches)
 
 
 def _ring_model(nodes: Sequence[NodeDistribution], ring: RingOptions, default_nodes: int,
@@ -256,7 +263,7 @@ def model(
     _check_ring(ring)
     if report_paths:
         reports = [load_report(p) for p in report_paths]
-        nodes = [node_from_report(r) for r in reports]
+        nodes = [node_of_report(r) for r in reports]
         hostname = reports[0].hostname if len(reports) == 1 else socket.gethostname()
     else:
         nodes = [node_from_latencies("given latencies", latencies_ms)]
@@ -310,7 +317,7 @@ def cluster(
         nodes = []
         for f, r in loaded:
             try:
-                nodes.append(node_from_report(r))
+                nodes.append(node_of_report(r))
             except (OverflowError, ValueError) as exc:  # a histogram no real run could make
                 raise InputError(f"{f}: report from {r.hostname} has an impossible histogram: {exc}") from None
         model_report = _ring_model(nodes, ring, max(2, len(nodes)), warnings)

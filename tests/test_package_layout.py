@@ -5,7 +5,9 @@
 - A command module in `cli/` never imports another command's module (shared options and output
   live in `cli/options.py` and `cli/output.py`), nor `cli/__init__` (which adds the commands).
 - The import graph of the package has no cycle, counting every import (also inside functions
-  and under `TYPE_CHECKING`), so each stage can be read, and loaded, on its own.
+  and under `TYPE_CHECKING`), so each stage can be read, and loaded, on its own; and neither has
+  the graph of its stages (the subpackages and top-level modules), so the stages form layers:
+  a stage below (ring, say) never reaches up into one above it (report).
 """
 
 from __future__ import annotations
@@ -106,6 +108,21 @@ def test_no_command_module_imports_another() -> None:
 
 def test_import_graph_has_no_cycle() -> None:
     assert find_cycle(graph()) is None
+
+
+def stage(module: str) -> str:
+    """The stage a module belongs to: its subpackage, or itself at the top level."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_stages_form_layers() -> None:
+    edges: dict[str, set[str]] = {}
+    for src, targets in graph().items():
+        edges.setdefault(stage(src), set()).update(stage(t) for t in targets if stage(t) != stage(src))
+    assert find_cycle(edges) is None
+    # the data flow of shared/DESIGN.md, "Architecture": measurements below the model below the
+    # report below its renderers and the command line
+    assert "fsyncprobe.report" in edges["fsyncprobe.render"] and "fsyncprobe.ring" in edges["fsyncprobe.report"]
 
 
 def test_cycle_finder_finds_a_cycle() -> None:

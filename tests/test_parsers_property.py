@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from fsyncprobe.errors import FsyncprobeError
+from fsyncprobe.pipeline import node_of_report
 from fsyncprobe.report import codec
 from fsyncprobe.report.types import Report
 from fsyncprobe.ring import model as ring
-from fsyncprobe.ring.inputs import node_from_report
 from fsyncprobe.units import format_duration_ns, format_size, parse_duration_ns, parse_size
 
 SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -188,7 +188,7 @@ def test_a_mutated_report_is_loaded_or_refused_with_a_decode_error(
     # errors the CLI turns into one line may come out.
     if report.benches:
         try:
-            node_from_report(report)
+            node_of_report(report)
         except FsyncprobeError:
             pass
 
@@ -265,7 +265,7 @@ def test_a_report_with_odd_numbers_goes_through_the_model_or_is_refused(
     except ValueError:
         return
     try:
-        ring.run_model([node_from_report(report)], ring.ModelParams())
+        ring.run_model([node_of_report(report)], ring.ModelParams())
     except FsyncprobeError:
         pass
 
@@ -278,4 +278,4 @@ def test_a_histogram_count_no_run_can_have_is_an_input_error(valid_reports: list
     doc["benches"][0]["histogram"]["buckets"][0][1] = count
     report = codec.from_jsonable(Report, doc, "report")
     with pytest.raises(FsyncprobeError, match="not a measured run"):
-        node_from_report(report)
+        node_of_report(report)

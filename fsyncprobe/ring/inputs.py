@@ -1,5 +1,6 @@
-"""What the token-ring model takes from a node: its measured distributions, from a saved report
-or from given latencies."""
+"""What the token-ring model takes from a node: its measured distributions, from its benches (a
+run's or a saved report's) or from given latencies. The ring knows measurements, not reports:
+`fsyncprobe.report` sits above it and holds a `ModelReport`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fsyncprobe.errors import InputError
-from fsyncprobe.measure.types import Workload
-from fsyncprobe.report.types import Report
+from fsyncprobe.measure.types import BenchResult, Workload
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram
 
@@ -33,18 +33,17 @@ class NodeDistribution:
     """Scheduling policy of the stall probe (`SCHED_RR` or `SCHED_OTHER`)."""
 
 
-def node_from_report(report: Report) -> NodeDistribution:
-    """The model's inputs from a saved bench/verdict report: every bench's sync latencies and
-    scheduling-probe lateness merged; the sqlite workload's p99.9 as the pmxcfs commit latency."""
-    if not report.benches:
-        raise InputError(f"report from {report.hostname} has no measurements (command {report.command!r})")
+def node_from_benches(hostname: str, benches: Sequence[BenchResult]) -> NodeDistribution:
+    """The model's inputs from one node's benches: every bench's sync latencies and
+    scheduling-probe lateness merged; the sqlite workload's p99.9 as the pmxcfs commit latency.
+    A histogram no real run could make (a saved report's) is an `InputError` naming `hostname`."""
     sync = Histogram()
     stall = Histogram()
     measured = stall_measured = 0
     policies: set[str] = set()
     commit: int | None = None
     try:
-        for b in report.benches:
+        for b in benches:
             sync.merge(b.histogram.to_histogram())
             measured += b.elapsed_ns
             if b.sched_probe is not None:
@@ -54,9 +53,9 @@ def node_from_report(report: Report) -> NodeDistribution:
             if b.params.workload == Workload.SQLITE:
                 commit = max(commit or 0, b.latency.p999_ns)
     except ValueError as exc:
-        raise InputError(f"report from {report.hostname}: {exc}") from None
+        raise InputError(f"report from {hostname}: {exc}") from None
     return NodeDistribution(
-        hostname=report.hostname,
+        hostname=hostname,
         stall_histogram=SavedHistogram.of(stall) if stall.total else None,
         sync_histogram=SavedHistogram.of(sync) if sync.total else None,
         measured_ns=measured, commit_p999_ns=commit,
