@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fsyncprobe.device.fstypes import RAM_FSTYPES
 from fsyncprobe.device.types import DeviceClass
 from fsyncprobe.measure.types import Workload
 from fsyncprobe.ring import model as ring
@@ -74,8 +75,9 @@ def test_device_class_rules(pmxcfs: profiles.Profile, cls: DeviceClass, level: L
         assert v.level is Level.FAIL and "SSD" in (f.advice or "")
 
 
-def test_tmpfs_says_no_disk_was_measured(pmxcfs: profiles.Profile) -> None:
-    benches = tuple(replace(b, fstype="tmpfs") for b in pmx_benches(rate=200_000.0))
+@pytest.mark.parametrize("fstype", sorted(RAM_FSTYPES))  # hugetlbfs was missing from the rules' own copy
+def test_tmpfs_says_no_disk_was_measured(pmxcfs: profiles.Profile, fstype: str) -> None:
+    benches = tuple(replace(b, fstype=fstype) for b in pmx_benches(rate=200_000.0))
     for dev in (None, replace(device(DeviceClass.RAM), leaves=())):
         v = rules.evaluate(pmxcfs, benches, dev, None)
         (f,) = by_rule(v, "no-disk")
