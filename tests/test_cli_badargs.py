@@ -93,3 +93,16 @@ def test_bare_command_still_shows_help() -> None:
 
 def test_unknown_command_is_one_line() -> None:
     faultkit.one_line_error(fsyncprobe("benchmark", timeout=30), 2, "No such command", "benchmark")
+
+
+def test_conflicting_ring_options_are_refused_before_measuring(tmp_path: Path) -> None:
+    # The conflict was found after the measurement before the redesign: seconds of sync writes on
+    # the node for a usage error. Now nothing is measured: no progress line, no temp dir.
+    faultkit.plant(tmp_path)
+    before = faultkit.tree_digest(tmp_path)
+    conf = tmp_path / faultkit.PREEXISTING
+    proc = fsyncprobe("verdict", str(tmp_path), "--corosync-conf", str(conf), "--no-corosync-conf",
+                      "--duration", "5s", "--warmup", "0s", timeout=30)
+    faultkit.one_line_error(proc, 2, "--corosync-conf conflicts with --no-corosync-conf")
+    assert proc.stdout == "" and "measuring" not in proc.stderr
+    faultkit.assert_untouched(tmp_path, before)

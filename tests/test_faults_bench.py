@@ -72,6 +72,7 @@ def partial_report(proc: subprocess.CompletedProcess[str], *reason: str) -> dict
     for word in reason:
         assert word in bench["partial_reason"], bench["partial_reason"]
     assert any(w.startswith("partial run:") for w in report["warnings"])
+    assert report["device"] is not None and report["device"]["mount"]["mountpoint"]  # what was measured
     return report
 
 
