@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests import realfs
+from tests import realfs, ringkit
 
 requires_root = pytest.mark.skipif(not realfs.is_root(), reason="needs root for loop devices, mounts and cgroups")
 
@@ -37,3 +37,9 @@ def ramfs(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("needs root to mount tmpfs")
     with realfs.tmpfs(tmp_path) as mnt:
         yield mnt
+
+
+@pytest.fixture
+def make_ring(tmp_path: Path) -> Iterator[Callable[..., ringkit.Ring]]:
+    """Start real Corosync rings in network namespaces (tests/ringkit.py); all removed afterwards."""
+    yield from ringkit.make_ring_fixture(tmp_path)

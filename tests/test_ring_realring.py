@@ -11,254 +11,33 @@ network namespaces, each in its own mount namespace with a private /run and its 
    sch_netem, so when `tc qdisc ... netem` is refused the nodes are joined by a userspace hub
    (TAP devices, a Python process that forwards frames after a delay) instead of a bridge.
 
-Everything the test creates (namespaces named fsp<pid>..., the corosync and hub processes) is
-removed by name and pid on every path. Root only; CI runs as root.
+The rings are tests/ringkit.py's: everything they create (namespaces named fsp<pid>..., the
+corosync and hub processes) is removed by name and pid on every path. Root only; CI runs as root.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
-import sys
-import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from fsyncprobe.ring import conf, corosync
 from fsyncprobe.ring import model as ring
 from fsyncprobe.ring.inputs import node_from_latencies
+from tests.ringkit import HOLD_MS, NODES, TOKEN_MS, Ring, need, run
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-TOKEN_MS = 1000
-NODES = 3
-SUBNET = "10.213.{}.{}"
-HOLD_MS = 30
 WATCH = 1  # the survivor whose log we read
 RINGS = 6  # independent rings the stall test runs side by side and pools
 TRIALS_PER_RING = 14
 STEPS_PER_T = 24  # the staircase's step: T / 24 (69 ms at T = 1650 ms)
-
-
-def _need() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces, mount namespaces, SIGSTOP of corosync)")
-    for tool in ("corosync", "corosync-cmapctl", "ip", "unshare"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (apt-get install corosync iproute2 util-linux)")
-
-
-def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30)
-
-
-HUB = textwrap.dedent('''
-    import fcntl, heapq, os, select, struct, sys, time
-    TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
-    fds = []
-    for name in sys.argv[1:]:
-        fd = os.open("/dev/net/tun", os.O_RDWR)
-        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
-        os.set_blocking(fd, False)
-        fds.append(fd)
-    delay = 0.0
-    queue = []
-    seq = 0
-    print("ready", flush=True)
-    stdin = sys.stdin.fileno()
-    while True:
-        timeout = max(0.0, queue[0][0] - time.monotonic()) if queue else 1.0
-        r, _, _ = select.select(fds + [stdin], [], [], timeout)
-        now = time.monotonic()
-        for fd in r:
-            if fd == stdin:
-                line = sys.stdin.readline()
-                if not line:
-                    sys.exit(0)
-                delay = float(line) / 1000
-                print("ok", flush=True)
-                continue
-            try:
-                frame = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            for out in fds:
-                if out != fd:
-                    seq += 1
-                    heapq.heappush(queue, (now + delay, seq, out, frame))
-        now = time.monotonic()
-        while queue and queue[0][0] <= now:
-            _, _, out, frame = heapq.heappop(queue)
-            try:
-                os.write(out, frame)
-            except OSError:
-                pass
-''')
-
-
-class Ring:
-    """A 3-node corosync ring in namespaces; `close()` removes everything it made."""
-
-    def __init__(self, base: Path, tag: str, link: str = "bridge", token_ms: int = TOKEN_MS,
-                 totem_extra: str = "", subnet: int = 213) -> None:
-        self.base = base
-        self.totem_extra = totem_extra
-        self.prefix = f"fsp{os.getpid()}{tag}"
-        self.link = link
-        self.token_ms = token_ms
-        self.netns: list[str] = []
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.hub: subprocess.Popen[str] | None = None
-        self.subnet = subnet
-
-    def ns(self, i: int) -> str:
-        return f"{self.prefix}-n{i}"
-
-    def addr(self, i: int) -> str:
-        return SUBNET.format(self.subnet, i)
-
-    def log(self, i: int) -> str:
-        try:
-            return (self.base / f"n{i}.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def _netns_add(self, name: str) -> None:
-        _run("ip", "netns", "add", name)
-        self.netns.append(name)
-        _run("ip", "-n", name, "link", "set", "lo", "up")
-
-    def start(self) -> None:
-        for i in range(1, NODES + 1):
-            self._netns_add(self.ns(i))
-        if self.link == "bridge":
-            br = f"{self.prefix}-br"
-            self._netns_add(br)
-            _run("ip", "-n", br, "link", "add", "br0", "type", "bridge")
-            _run("ip", "-n", br, "link", "set", "br0", "up")
-            for i in range(1, NODES + 1):
-                _run("ip", "link", "add", f"eth{i}", "netns", self.ns(i), "type", "veth",
-                     "peer", "name", f"p{i}", "netns", br)
-                _run("ip", "-n", br, "link", "set", f"p{i}", "master", "br0")
-                _run("ip", "-n", br, "link", "set", f"p{i}", "up")
-                self._ifup(i, f"eth{i}")
-        else:
-            taps = [f"{self.prefix}t{i}"[-15:] for i in range(1, NODES + 1)]
-            self.hub = subprocess.Popen([sys.executable, "-c", HUB, *taps], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True)
-            assert self.hub.stdout is not None
-            assert self.hub.stdout.readline().strip() == "ready"
-            for i, tap in enumerate(taps, 1):
-                _run("ip", "link", "set", tap, "netns", self.ns(i))
-                self._ifup(i, tap)
-        for i in range(1, NODES + 1):
-            self._start_node(i)
-
-    def _ifup(self, i: int, dev: str) -> None:
-        _run("ip", "-n", self.ns(i), "addr", "add", f"{self.addr(i)}/24", "dev", dev)
-        _run("ip", "-n", self.ns(i), "link", "set", dev, "up")
-
-    def conf_text(self, i: int) -> str:
-        nodes = "\n".join(
-            f"  node {{\n    nodeid: {j}\n    name: n{j}\n    ring0_addr: {self.addr(j)}\n  }}"
-            for j in range(1, NODES + 1))
-        return (
-            "# fsyncprobe test ring\n"
-            f"totem {{\n  version: 2\n  cluster_name: {self.prefix}\n  transport: knet\n"
-            f"  token: {self.token_ms}\n{self.totem_extra}  crypto_cipher: none\n  crypto_hash: none\n"
-            "  interface {\n    linknumber: 0\n  }\n}\n"
-            f"nodelist {{\n{nodes}\n}}\n"
-            "quorum {\n  provider: corosync_votequorum\n}\n"
-            f"logging {{\n  to_stderr: no\n  to_syslog: no\n  to_logfile: yes\n  logfile: {self.base}/n{i}.log\n"
-            "  timestamp: hires\n  debug: off\n}\n"
-            f"system {{\n  state_dir: {self.base}/state{i}\n}}\n"
-        )
-
-    def conf_path(self, i: int) -> Path:
-        return self.base / f"n{i}.conf"
-
-    def _start_node(self, i: int) -> None:
-        (self.base / f"state{i}").mkdir(exist_ok=True)
-        self.conf_path(i).write_text(self.conf_text(i))
-        # `ip netns exec` and `unshare` exec in place, so the pid we get is corosync's.
-        # A private mount namespace with a tmpfs on /run keeps the pid file and IPC out of the host's.
-        script = f"mount -t tmpfs fsyncprobe-run /run && exec corosync -f -c {self.conf_path(i)}"
-        self.procs[i] = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns(i), "unshare", "-m", "--propagation", "private", "sh", "-c", script],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-    def wait_formed(self, timeout_s: float = 20) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if all(f"Members[{NODES}]:" in self.log(i) for i in range(1, NODES + 1)):
-                return
-            for i, p in self.procs.items():
-                if p.poll() is not None:
-                    raise AssertionError(f"corosync n{i} exited with {p.returncode}:\n{self.log(i)[-2000:]}")
-            time.sleep(0.2)
-        raise AssertionError("ring did not form:\n" + self.log(WATCH)[-3000:])
-
-    def cmap(self, i: int, *args: str) -> str:
-        return _run("ip", "netns", "exec", self.ns(i), "corosync-cmapctl", *args).stdout
-
-    def token_rx(self, i: int) -> int:
-        out = self.cmap(i, "-m", "stats", "stats.srp.orf_token_rx")
-        return int(out.rsplit("=", 1)[1])
-
-    def set_delay(self, ms: float) -> None:
-        assert self.hub is not None and self.hub.stdin is not None and self.hub.stdout is not None
-        self.hub.stdin.write(f"{ms}\n")
-        self.hub.stdin.flush()
-        assert self.hub.stdout.readline().strip() == "ok"
-
-    def close(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                for sig in (signal.SIGCONT, signal.SIGTERM):
-                    try:
-                        os.kill(p.pid, sig)
-                    except ProcessLookupError:
-                        pass
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        if self.hub is not None and self.hub.poll() is None:
-            self.hub.kill()
-            self.hub.wait()
-        for name in reversed(self.netns):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        self.netns.clear()
-
-
-@pytest.fixture
-def make_ring(tmp_path: Path) -> Iterator[Callable[..., Ring]]:
-    _need()
-    rings: list[Ring] = []
-
-    def factory(tag: str, link: str = "bridge", totem_extra: str = "") -> Ring:
-        base = tmp_path / tag
-        base.mkdir()
-        r = Ring(base, tag, link, totem_extra=totem_extra, subnet=213 + len(rings))
-        rings.append(r)
-        r.start()
-        return r
-
-    try:
-        yield factory
-    finally:
-        for r in rings:
-            r.close()
-        left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert f"fsp{os.getpid()}" not in left, left
 
 
 def _runtime_timers(r: Ring) -> dict[str, int]:
@@ -414,7 +193,7 @@ def _netem_available() -> bool:
 
 
 def test_added_latency_moves_rotation_as_modelled(make_ring: Callable[..., Ring]) -> None:
-    _need()
+    need()
     netem = _netem_available()
     # A short hold keeps the idle rotation well under token_retransmit even with the added
     # latency: beyond it the sender retransmits the token every rotation and the receipt counter
@@ -429,7 +208,7 @@ def test_added_latency_moves_rotation_as_modelled(make_ring: Callable[..., Ring]
         if netem:
             for i in range(1, NODES + 1):
                 verb = "replace" if delay_ms else "add"
-                _run("ip", "netns", "exec", r.ns(i), "tc", "qdisc", verb, "dev", f"eth{i}", "root", "netem",
+                run("ip", "netns", "exec", r.ns(i), "tc", "qdisc", verb, "dev", f"eth{i}", "root", "netem",
                      "delay", f"{delay_ms}ms")
         else:
             r.set_delay(delay_ms)
