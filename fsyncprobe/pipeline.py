@@ -84,8 +84,8 @@ class RingOptions:
     """`--jitter-ms`: extra delay per hop."""
     target_years: float | None = None
     """`--target-years`: one false membership change per this many years is acceptable."""
-    seed: int | None = None
-    """`--seed`: the bootstrap's seed."""
+    max_extrapolation: float | None = None
+    """`--max-extrapolation`: how far beyond the observed time the tail may carry a lower token."""
     tail_shape_max: float | None = None
     """`--tail-shape-max`: the largest generalised Pareto shape the stall tail may take."""
 
@@ -248,7 +248,8 @@ def _ring_model(nodes: Sequence[NodeDistribution], ring: RingOptions, default_no
     params = ring_model.params_from_settings(
         settings, n, token_ms=ring.token_ms, token_coefficient_ms=ring.token_coefficient_ms,
         network_latency_ms=ring.network_latency_ms, jitter_ms=ring.jitter_ms, coupling=ring.coupling,
-        target_years_per_false_loss=ring.target_years, seed=ring.seed, tail_shape_max=ring.tail_shape_max,
+        target_years_per_false_loss=ring.target_years, max_extrapolation=ring.max_extrapolation,
+        tail_shape_max=ring.tail_shape_max,
     )
     return ring_model.run_model(nodes, params)
 

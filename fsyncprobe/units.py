@@ -108,3 +108,16 @@ def format_rate_per_year(per_year: float) -> str:
     if 1 / per_year > RATE_FLOOR_YEARS:
         return f"fewer than 1 per {RATE_FLOOR_YEARS:,} years"
     return f"1 per {1 / per_year:,.3g} years"
+
+
+def format_seconds(seconds: float) -> str:
+    """A span of observation in the unit a reader plans with: `7.2 s`, `45 min`, `3.5 h`,
+    `12 days`, `3.0 years`."""
+    if seconds == float("inf"):
+        return "forever"
+    for limit, div, unit in ((120, 1, "s"), (7200, 60, "min"), (172_800, 3600, "h"),
+                             (2 * 365.25 * 86400, 86400, "days")):
+        if seconds < limit:
+            v = seconds / div
+            return f"{v:.1f} {unit}" if v < 10 else f"{v:,.0f} {unit}"
+    return f"{seconds / (365.25 * 86400):,.1f} years"

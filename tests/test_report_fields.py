@@ -7,6 +7,9 @@ the same command now, in-process on its own temp directory, and compares the two
 at every object the same keys, recursively; lists compare the union of their items' shapes. A
 value that is null on one side (a model not run, a probe not available) matches anything, so the
 comparison holds on any machine while still catching a field added, renamed or dropped.
+
+Fields added since, on purpose, are in the recorded files too, so the comparison stays exact:
+`model.answers` (issue 17).
 """
 
 from __future__ import annotations

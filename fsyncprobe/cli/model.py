@@ -56,7 +56,9 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
                    "default: the measured scheduling stalls.")
 @click.option("--target-years", type=click.FloatRange(min=0.001, max=1e9, min_open=False), default=10.0,
               show_default=True, help="Acceptable: one false membership change per this many years per cluster.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap interval.")
+@click.option("--max-extrapolation", type=click.FloatRange(min=1, max=1e6), default=None, metavar="F",
+              help="How far beyond the observed time (x) the fitted tail may carry a token below the configured "
+                   "one (default 10).")
 @click.option("--tail-shape-max", type=click.FloatRange(min=0, max=0.9), default=None, metavar="XI",
               help="Largest generalised Pareto shape the stall tail may take (default 0: an exponential tail).")
 @output_options((Format.TABLE, Format.JSON, Format.MARKDOWN))
@@ -65,8 +67,8 @@ def model(
     from_reports: tuple[str, ...], latency_ms: tuple[str, ...], nodes: int | None, token_ms: float | None,
     token_coefficient_ms: float | None, conf_path: str | None, no_corosync_conf: bool,
     network_latency_ms: float | None, jitter_ms: float | None, coupling: float | None, target_years: float,
-    seed: int, tail_shape_max: float | None, fmt: str | None, as_json: bool, output: str, quiet: bool,
-    no_progress: bool,
+    max_extrapolation: float | None, tail_shape_max: float | None, fmt: str | None, as_json: bool, output: str,
+    quiet: bool, no_progress: bool,
 ) -> None:
     """Token-ring model: stall tolerance, false-loss rate, safe token, max cluster size, HA ceiling.
 
@@ -79,7 +81,8 @@ def model(
     ring = pipeline.RingOptions(
         nodes=nodes, token_ms=token_ms, token_coefficient_ms=token_coefficient_ms, conf_path=conf_path,
         read_conf=not no_corosync_conf, coupling=coupling, network_latency_ms=network_latency_ms,
-        jitter_ms=jitter_ms, target_years=target_years, seed=seed, tail_shape_max=tail_shape_max,
+        jitter_ms=jitter_ms, target_years=target_years, max_extrapolation=max_extrapolation,
+        tail_shape_max=tail_shape_max,
     )
     with feedback(quiet, no_progress) as fb:
         report = pipeline.model(from_reports, parse_latencies(latency_ms) if latency_ms else (), ring, fb)

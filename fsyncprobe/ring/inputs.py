@@ -31,6 +31,9 @@ class NodeDistribution:
     """Wall time the stall probe ran (None: same as `measured_ns`)."""
     stall_policy: str | None = None
     """Scheduling policy of the stall probe (`SCHED_RR` or `SCHED_OTHER`)."""
+    evidence: str = "measured"
+    """Where the distributions came from: `measured` (a benchmark), `watched` (`fsyncprobe
+    watch`), `given` (latencies on the command line)."""
 
 
 def node_from_benches(hostname: str, benches: Sequence[BenchResult]) -> NodeDistribution:
@@ -70,4 +73,4 @@ def node_from_latencies(hostname: str, latencies_ms: Sequence[float]) -> NodeDis
     for v in latencies_ms:
         h.record(round(v * 1e6))
     return NodeDistribution(hostname=hostname, stall_histogram=None, sync_histogram=SavedHistogram.of(h),
-                            measured_ns=max(h.sum_value, 1))
+                            measured_ns=max(h.sum_value, 1), evidence="given")

@@ -33,16 +33,17 @@ What the model says, step by step:
 
 from __future__ import annotations
 
-import random
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fsyncprobe.ring import corosync
 from fsyncprobe.ring.inputs import NodeDistribution
-from fsyncprobe.ring.tail import CI_LEVEL, TAIL_MAX_EXCEEDANCES, XI_MAX_DEFAULT, StallRate
-from fsyncprobe.ring.types import Assumption, HaCeiling, ModelReport, NodeModel, TimerBound
+from fsyncprobe.ring.tail import CI_LEVEL, TAIL_FRACTION, TAIL_MIN_EXCEEDANCES, XI_MAX_DEFAULT, StallRate
+from fsyncprobe.ring.types import Assumption, Evidence, HaCeiling, ModelReport, NodeModel, RingAnswers, TimerBound
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram
+from fsyncprobe.units import format_seconds
 
 SECONDS_PER_YEAR = 365.25 * 86400
 MAX_NODES_SEARCHED = 128
@@ -54,7 +55,14 @@ MIN_EFFECTIVE_TOKEN_MS = 126
 MAX_EFFECTIVE_TOKEN_MS = 600_000
 """Search limit for the minimum safe token (10 minutes)."""
 HEAVY_TAIL_WARN = 0.1
-"""Shape estimate above which the heavy-tail warning is given."""
+"""Shape estimate above which the heavy-tail warning is considered (it is given only when the
+heavier tail would change the false-membership finding)."""
+MAX_EXTRAPOLATION_DEFAULT = 10.0
+"""How far beyond the observed time the fitted tail may carry a recommendation below the
+configured token: the per-node return period the target asks may be at most this many times the
+observation. Extreme-value intervals widen fast beyond the span observed (Coles 2001, "An
+Introduction to Statistical Modeling of Extreme Values", ch. 4: return levels far beyond the
+record rest on the model, not the data); a factor of 10 is a stated, configurable choice."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,6 @@ class ModelParams:
     k >= 0 adds `k x sync latency` as a stall (0 = the source code's view, 1 = the folk worst case)."""
     target_years_per_false_loss: float = 10.0
     """Acceptable: one false membership change per this many years per cluster."""
-    seed: int = 0
-    """Seed of the bootstrap, so every run gives the same interval."""
     consensus_ms: float | None = None
     """`totem.consensus` (None: 1.2 x T)."""
     hold_ms: float | None = None
@@ -111,6 +117,9 @@ class ModelParams:
     """Where token settings were read from (corosync.conf path), for the assumptions list."""
     tail_shape_max: float = XI_MAX_DEFAULT
     """Largest generalised Pareto shape the tail fit may take (0 forces an exponential tail)."""
+    max_extrapolation: float = MAX_EXTRAPOLATION_DEFAULT
+    """How many times the observed time the target's per-node return period may be before the
+    evidence no longer supports a token below the configured one (`--max-extrapolation`)."""
 
 
 # --- Stall tolerance -------------------------------------------------------------------------
@@ -216,6 +225,14 @@ class _NodeRates:
         # The mechanisms are not independent (the same I/O burst shows in both): take the worse.
         return max((p.rate(x_ns) for p in self.parts), default=0.0)
 
+    def upper(self, x_ns: float) -> float:
+        """The conservative end of the rate: the worse mechanism's upper interval end."""
+        return max((p.upper(x_ns) for p in self.parts), default=0.0)
+
+    def observed_s(self) -> float:
+        """Seconds of data behind the rate (the shortest of its mechanisms')."""
+        return min((p.measured_s for p in self.parts), default=0.0)
+
     def worst(self, x_ns: float) -> StallRate | None:
         return max(self.parts, key=lambda p: p.rate(x_ns), default=None)
 
@@ -260,8 +277,10 @@ def _ring_delays(rates: Sequence[_NodeRates], n: int) -> list[float]:
     return (delays + [worst] * n)[:n]
 
 
-def _cluster_rate(rates: Sequence[_NodeRates], n: int, x_ns: float) -> float:
-    per = sorted((r.rate(x_ns) for r in rates), reverse=True)
+def _cluster_rate(rates: Sequence[_NodeRates], n: int, x_ns: float, upper: bool = False) -> float:
+    """False losses per second of an n-node ring: the nodes' rates (or their upper ends) summed,
+    members beyond the measured ones like the worst measured."""
+    per = sorted((r.upper(x_ns) if upper else r.rate(x_ns) for r in rates), reverse=True)
     if not per:
         return 0.0
     return sum(per[:n]) + per[0] * max(n - len(per), 0)
@@ -288,13 +307,12 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     per_year = _cluster_rate(rates, n, x_ns) * SECONDS_PER_YEAR
     target_rate = 1.0 / params.target_years_per_false_loss
 
-    rng = random.Random(params.seed)
     node_models: list[NodeModel] = []
     for r in rates:
         w = r.worst(x_ns)
         lo = hi = 0.0
         if w is not None:
-            lo, hi = w.interval(x_ns, rng)
+            lo, hi = w.interval(x_ns)
         node_models.append(NodeModel(
             hostname=r.hostname, assumed=False, tail=w.describe() if w else None,
             stalls_over_tolerance=w.count_above(x_ns) if w else 0,
@@ -317,17 +335,15 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     high = sum(m.false_losses_per_year_high for m in node_models)
     bottleneck = ordered[0].hostname if ordered else None
 
+    # Every recommendation meets the target at the conservative end of the interval.
     def safe_at(eff_token: int, ring: int) -> bool:
         t = _timers_effective(params, ring, eff_token)
         tol, _ = _tolerance(params, t, _ring_delays(rates, ring))
-        return _cluster_rate(rates, ring, tol * 1e6) * SECONDS_PER_YEAR <= target_rate
+        return _cluster_rate(rates, ring, tol * 1e6, upper=True) * SECONDS_PER_YEAR <= target_rate
 
     min_token = _min_effective_token(lambda t: safe_at(t, n))
     coeff_ms = float(_coefficient(params))
-    setting = None
-    if min_token is not None:
-        # corosync refuses a token under MINIMUM_TIMEOUT = 3 x 1000/HZ = 30 ms (totemconfig.c).
-        setting = float(max(min_token - (n - 2) * coeff_ms if n > 2 else min_token, 3 * corosync.HZ_TICK_MS))
+    setting = None if min_token is None else _token_setting(min_token, n, coeff_ms)
 
     ha = _ha_ceiling(params, timers, nodes)
     configured_token = float(params.token_ms if params.token_ms is not None else corosync.TOKEN_MS_DEFAULT)
@@ -337,7 +353,7 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
         if not _ha_ceiling(params, t, nodes).ok:
             return False
         tol, _ = _tolerance(params, t, _ring_delays(rates, ring))
-        return _cluster_rate(rates, ring, tol * 1e6) * SECONDS_PER_YEAR <= target_rate
+        return _cluster_rate(rates, ring, tol * 1e6, upper=True) * SECONDS_PER_YEAR <= target_rate
 
     max_nodes = 1
     for ring in range(2, MAX_NODES_SEARCHED + 1):
@@ -345,19 +361,15 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
             break
         max_nodes = ring
 
-    measured_s = min((nm.tail.measured_s for nm in node_models if nm.tail), default=0.0)
-    period_s = params.target_years_per_false_loss * SECONDS_PER_YEAR
-    if measured_s and period_s > 100 * measured_s:
-        warnings.append(
-            f"the target period ({params.target_years_per_false_loss:g} years) is {period_s / measured_s:.0e} times "
-            f"the measured time ({measured_s:.0f} s): rare stalls come from the fitted tail, not from observation")
     if any(nm.extrapolated for nm in node_models if not nm.assumed):
         warnings.append(f"no measured stall reached the stall tolerance ({tol_ms:.0f} ms): the rate is extrapolated "
-                        "from the fitted tail (see the interval)")
+                        "from the fitted tail")
     for r in rates:
         for part in r.parts:
             if part.fitted and part.xi_estimate > max(HEAVY_TAIL_WARN, params.tail_shape_max):
                 heavy = part.rate_with_shape(x_ns, part.xi_estimate) * SECONDS_PER_YEAR
+                if heavy <= target_rate or per_year > target_rate:
+                    continue  # the heavier tail changes no finding: within the target, or already over it
                 warnings.append(
                     f"{r.hostname}: the largest {part.source} suggest a heavier tail than assumed (shape "
                     f"{part.xi_estimate:.2f}); with it this node alone would cause {heavy:.3g} false membership "
@@ -376,6 +388,9 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     if not ha.ok:
         warnings.append(f"HA ceiling exceeded by {-ha.headroom_ms:.0f} ms: on a real failure HA nodes may self-fence")
 
+    ev_kind = "/".join(sorted({nd.evidence for nd in nodes})) or "none"
+    answers = _answers(params, rates, n, timers, tol_ms, bounds, bound_by, min_token, coeff_ms, ha, ring_ok, ev_kind)
+
     return ModelReport(
         nodes=n, token_ms=configured_token, token_coefficient_ms=coeff_ms,
         effective_token_ms=float(timers.token_ms), consensus_ms=float(timers.consensus_ms),
@@ -391,7 +406,96 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
         target_years_per_false_loss=params.target_years_per_false_loss,
         min_safe_token_ms=None if min_token is None else float(min_token), min_safe_token_setting_ms=setting,
         max_safe_nodes=max_nodes, ha_ceiling=ha, node_models=tuple(node_models), bottleneck_node=bottleneck,
-        assumptions=_assumptions(params, timers, n, len(nodes)), warnings=tuple(warnings),
+        assumptions=_assumptions(params, timers, n, len(nodes)), warnings=tuple(warnings), answers=answers,
+    )
+
+
+def _token_setting(eff_token_ms: float, n: int, coeff_ms: float) -> float:
+    """The `totem.token` that gives effective T with n nodes; corosync refuses a token under
+    MINIMUM_TIMEOUT = 3 x 1000/HZ = 30 ms (totemconfig.c)."""
+    return float(max(eff_token_ms - (n - 2) * coeff_ms if n > 2 else eff_token_ms, 3 * corosync.HZ_TICK_MS))
+
+
+def _evidence(params: ModelParams, rates: Sequence[_NodeRates], n: int, kind: str) -> Evidence:
+    observed = min((r.observed_s() for r in rates if r.parts), default=0.0)
+    period = n * params.target_years_per_false_loss * SECONDS_PER_YEAR
+    extrapolation = period / observed if observed > 0 else math.inf
+    return Evidence(observed_s=observed, kind=kind, target_period_s=period, extrapolation=extrapolation,
+                    max_extrapolation=params.max_extrapolation, covered=extrapolation <= params.max_extrapolation,
+                    needed_s=period / params.max_extrapolation)
+
+
+def _answers(
+    params: ModelParams, rates: Sequence[_NodeRates], n: int, timers: corosync.TotemTimers,
+    tol_ms: float, bounds: Sequence[TimerBound], bound_by: str, min_token: int | None, coeff_ms: float, ha: HaCeiling,
+    ring_ok: Callable[[int], bool], kind: str,
+) -> RingAnswers:
+    """The headline answers: the model's conservative figures, held to what the evidence covers.
+
+    A token below the configured one is recommended only when the evidence covers the target
+    (docs/model.md, "Evidence-bounded answers"); otherwise the configured token is the window's
+    lower end and the basis says how much observation would move it. The largest ring counts only
+    rings whose target the evidence covers."""
+    ev = _evidence(params, rates, n, kind)
+    configured = float(timers.token_ms)
+    timers_from = f"corosync.conf ({params.conf_source})" if params.conf_source else "corosync's defaults"
+    tol = bounds[0] if bound_by != "given" else None
+    tol_basis = ("given on the command line" if tol is None else
+                 f"{tol.name} timer, from the effective token {configured:,.0f} ms ({timers_from})")
+    observed = format_seconds(ev.observed_s)
+    if min_token is None and not any(p.fitted for r in rates for p in r.parts):
+        token_min = None
+        basis = (f"not determined: {observed} of {kind} stalls are too few to fit their tail (fewer than "
+                 f"{TAIL_MIN_EXCEEDANCES} samples above the 99th percentile), and so few samples cannot rule "
+                 "out a stall at any token; measure longer (a verdict's default run, or fsyncprobe watch)")
+    elif min_token is None:
+        token_min = None
+        basis = (f"no effective token up to {MAX_EFFECTIVE_TOKEN_MS / 1000:,.0f} s meets the target at the "
+                 f"conservative end of the {int(CI_LEVEL * 100)} % interval: take I/O load off the node")
+    elif min_token > configured:
+        token_min = float(min_token)
+        basis = (f"raise T to at least {min_token:,} ms: at the configured {configured:,.0f} ms the conservative "
+                 f"end of the {int(CI_LEVEL * 100)} % interval misses the target ({observed} of {kind} stalls)")
+    elif ev.covered:
+        token_min = float(min_token)
+        basis = (f"{observed} of {kind} stalls cover the target ({ev.extrapolation:.1f} x beyond the data, at "
+                 f"most {params.max_extrapolation:g} x allowed): T down to {min_token:,} ms meets it at the "
+                 "conservative end")
+    else:
+        token_min = configured
+        basis = (f"kept at the configured {configured:,.0f} ms: {observed} of {kind} stalls cannot support a "
+                 f"lower one (the target, 1 false loss per {params.target_years_per_false_loss:g} years for {n} "
+                 f"nodes, lies {ev.extrapolation:,.0f} x beyond the data; at most {params.max_extrapolation:g} x "
+                 f"is trusted); a lower token needs each node observed for {format_seconds(ev.needed_s)} "
+                 "(fsyncprobe watch)")
+    covered_nodes = [ring for ring in range(2, MAX_NODES_SEARCHED + 1)
+                     if ring * params.target_years_per_false_loss * SECONDS_PER_YEAR
+                     <= params.max_extrapolation * ev.observed_s]
+    max_nodes: int | None = None
+    for ring in covered_nodes:
+        if not ring_ok(ring):
+            break
+        max_nodes = ring
+    if max_nodes is not None:
+        nodes_basis = (f"{max_nodes} nodes meet the target at the conservative end with the configured token "
+                       f"and the HA ceiling, within what {observed} of {kind} stalls cover")
+    elif covered_nodes:
+        nodes_basis = "not even 2 nodes meet the target at the conservative end with the configured token"
+    else:
+        nodes_basis = (f"{observed} of {kind} stalls do not reach the target even for 2 nodes, which needs each "
+                       f"node observed for {format_seconds(ev.needed_s * 2 / n)} (fsyncprobe watch)")
+    net = "command line" if params.network_latency_ms != ModelParams.network_latency_ms else "assumed (a LAN)"
+    sources = (
+        ("stalls", f"{kind}: {observed}" + ("" if len(rates) == n else f", {n - len(rates)} more nodes assumed alike")),
+        ("timers", timers_from),
+        ("network latency", f"{params.network_latency_ms:g} ms one way + {params.jitter_ms:g} ms jitter, {net}"),
+    )
+    return RingAnswers(
+        stall_tolerance_ms=float(tol_ms), stall_tolerance_basis=tol_basis,
+        token_min_ms=token_min,
+        token_min_setting_ms=None if token_min is None else _token_setting(token_min, n, coeff_ms),
+        token_max_ms=ha.max_token_ms, token_basis=basis, max_nodes=max_nodes, max_nodes_basis=nodes_basis,
+        evidence=ev, sources=sources,
     )
 
 
@@ -495,12 +599,14 @@ def _assumptions(params: ModelParams, t: corosync.TotemTimers, n: int, measured:
         Assumption("coupling", "measured scheduling stalls" if params.coupling is None else f"{params.coupling:g}",
                    "", stalls),
         Assumption("node independence", "yes", "", "stalls of different nodes assumed independent"),
-        Assumption("tail model", f"generalised Pareto over the top {TAIL_MAX_EXCEEDANCES} or 1 % of samples"
-                   + (" (exponential)" if params.tail_shape_max == 0 else ""), "",
+        Assumption("tail model", f"generalised Pareto over the samples above the {100 - TAIL_FRACTION * 100:g}th "
+                   "percentile" + (" (exponential)" if params.tail_shape_max == 0 else ""), "",
                    "probability-weighted moments (Hosking & Wallis 1987), "
-                   f"shape clamped to [0, {params.tail_shape_max:g}]"),
+                   f"shape clamped to [0, {params.tail_shape_max:g}]; analytic interval (Poisson count, "
+                   "chi-square scale)"),
         Assumption("target", f"{params.target_years_per_false_loss:g}", "years per false loss", "per cluster"),
-        Assumption("seed", str(params.seed), "", "bootstrap seed"),
+        Assumption("max extrapolation", f"{params.max_extrapolation:g}", "x the observed time",
+                   "furthest the fitted tail may carry a token below the configured one (--max-extrapolation)"),
         Assumption("sync phase", f"{params.sync_phase_ms:g}", "ms",
                    "assumed service synchronisation after a new membership"),
         Assumption("watchdog", f"{params.watchdog_s:g}", "s", "HA watchdog (watchdog-mux)"),

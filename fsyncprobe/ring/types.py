@@ -120,6 +120,57 @@ class HaCeiling:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """How far the data reach against what the target asks (docs/model.md, "Evidence-bounded answers")."""
+
+    observed_s: float
+    """Stall data of the least-observed measured node, in seconds."""
+    kind: str
+    """Where that data came from: `measured` (a benchmark's scheduling probe), `watched`
+    (`fsyncprobe watch`), or `given` (latencies on the command line)."""
+    target_period_s: float
+    """The return period the target asks of each node: N x the target's years, in seconds (one
+    false loss per cluster per target period, N nodes alike)."""
+    extrapolation: float
+    """target_period_s / observed_s: how far beyond the data the fitted tail is asked to reach."""
+    max_extrapolation: float
+    """The furthest the tail may be trusted beyond the data (`ModelParams.max_extrapolation`)."""
+    covered: bool
+    """extrapolation <= max_extrapolation: the data can support a token below the configured one."""
+    needed_s: float
+    """Observation of each node that would cover the target: target_period_s / max_extrapolation."""
+
+
+@dataclass(frozen=True)
+class RingAnswers:
+    """The answers the tool exists for, each bounded by the evidence and saying what it rests on."""
+
+    stall_tolerance_ms: float
+    """The shortest silence of one node's corosync that re-forms the ring."""
+    stall_tolerance_basis: str
+    """Which clock bounds it and where its timers came from."""
+    token_min_ms: float | None
+    """Smallest effective token T this node supports: meets the target at the conservative end of
+    the interval, and not below the configured T unless the evidence covers it (None: no T up to
+    600 s meets the target at the conservative end)."""
+    token_min_setting_ms: float | None
+    """The `totem.token` that gives `token_min_ms` with this N and token_coefficient."""
+    token_max_ms: float
+    """Largest effective T the HA ceiling allows (recovery before the watchdog)."""
+    token_basis: str
+    """Why the window's lower end is where it is, and what measurement would move it."""
+    max_nodes: int | None
+    """Largest ring this node can join with the configured token, at the conservative end and
+    within the evidence (None: the evidence does not reach even 2 nodes)."""
+    max_nodes_basis: str
+    """Why, and what measurement would settle it."""
+    evidence: Evidence
+    """How far the data reach."""
+    sources: tuple[tuple[str, str], ...]
+    """(what, where it came from) for each input the answers rest on: stalls, timers, network."""
+
+
+@dataclass(frozen=True)
 class ModelReport:
     """What the token-ring model concluded, with every assumption."""
 
@@ -166,11 +217,14 @@ class ModelReport:
     target_years_per_false_loss: float
     """The target."""
     min_safe_token_ms: float | None
-    """Smallest effective token T that meets the target (None: none up to 600 s)."""
+    """Smallest effective token T whose rate meets the target at the conservative (upper) end of
+    its interval, before the evidence floor (None: none up to 600 s); the recommendation is
+    `answers.token_min_ms`."""
     min_safe_token_setting_ms: float | None
     """The `totem.token` value that gives `min_safe_token_ms` with this N and coefficient."""
     max_safe_nodes: int
-    """Largest N such that every ring of 2..N nodes meets the target and the HA ceiling (1: none)."""
+    """Largest N such that every ring of 2..N nodes meets the target at the conservative end and
+    the HA ceiling (1: none), before the evidence bound; the recommendation is `answers.max_nodes`."""
     ha_ceiling: HaCeiling
     """The HA budget under the watchdog."""
     node_models: tuple[NodeModel, ...]
@@ -181,3 +235,5 @@ class ModelReport:
     """Every unmeasured input and its value."""
     warnings: tuple[str, ...]
     """What the reader must know to trust the figures."""
+    answers: RingAnswers | None = None
+    """The headline answers, bounded by the evidence (what every verdict shows first)."""

@@ -13,7 +13,7 @@ from fsyncprobe.device.fstypes import RAM_FSTYPES
 from fsyncprobe.device.types import DeviceClass, DeviceReport
 from fsyncprobe.measure.types import BenchResult, Workload
 from fsyncprobe.ring.types import ModelReport
-from fsyncprobe.units import format_duration_ns, format_rate_per_year
+from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_seconds
 from fsyncprobe.verdict.profiles import Metric, Profile, Threshold
 from fsyncprobe.verdict.types import Finding, Level, NodeVerdict, Verdict, worst
 
@@ -219,17 +219,25 @@ def model_findings(model: ModelReport, benches: tuple[BenchResult, ...], node: s
     target = 1.0 / model.target_years_per_false_loss
     level = Level.PASS if rate <= target else Level.FAIL if rate > 1.0 else Level.WARN
     per = format_rate_per_year(rate)
+    answers = model.answers
+    beyond = ""
+    if answers is not None and not answers.evidence.covered and any(
+            nm.extrapolated for nm in model.node_models if not nm.assumed):
+        beyond = (f"; the fitted tail's estimate from {format_seconds(answers.evidence.observed_s)} of "
+                  f"{answers.evidence.kind} stalls, not an observed rate")
+    # The advice never names a token below the configured one unless the evidence covers it.
+    setting = answers.token_min_setting_ms if answers is not None else model.min_safe_token_setting_ms
     out.append(Finding(
         rule="false-membership-changes", level=level,
         title=f"expected false membership changes of a {model.nodes}-node ring: {per}",
         measured=f"{per} (stall tolerance {model.stall_tolerance_ms:,.0f} ms, bound by "
-                 f"{model.stall_tolerance_bound_by}; bottleneck {model.bottleneck_node or '—'})",
+                 f"{model.stall_tolerance_bound_by}; bottleneck {model.bottleneck_node or '—'}){beyond}",
         threshold=f"WARN above 1 per {model.target_years_per_false_loss:g} years, FAIL above 1 per year",
         reason=("corosync scheduling path: heavy host I/O can keep corosync from running (corosync issue 520); "
                 "a node silent longer than the stall tolerance is dropped and the ring re-forms"),
         advice=None if level is Level.PASS else (
             "raise totem.token to at least the model's minimum safe token"
-            + (f" ({model.min_safe_token_setting_ms:,.0f} ms)" if model.min_safe_token_setting_ms else "")
+            + (f" ({setting:,.0f} ms)" if setting else "")
             + ", or take I/O load off the node's system disk"),
         value=rate, unit="per_year", node=node))
     sync = [b for b in benches if b.params.workload in SYNC_PER_OP_WORKLOADS]
