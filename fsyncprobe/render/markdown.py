@@ -11,6 +11,8 @@ from fsyncprobe.report.types import Report
 def render(report: Report) -> str:
     """The report as Markdown sections."""
     out: list[str] = [f"## fsyncprobe {report.command} on `{report.hostname}`", ""]
+    if report.model is not None and report.model.answers is not None:
+        out += ["### Answers", "", tabulate(rows.answer_rows(report.model), headers=["", ""], tablefmt="github"), ""]
     if report.verdict is not None:
 
         v = report.verdict

@@ -114,11 +114,46 @@ def _ms(v: float | None) -> str:
     return "—" if v is None else f"{v:,.0f} ms"
 
 
+def answer_rows(m: ModelReport) -> list[tuple[str, str]]:
+    """(label, value) rows of the answers the tool exists for, each with what it rests on; the
+    first thing a verdict shows. Empty when the model has no answers (a report of an older
+    version)."""
+    a = m.answers
+    if a is None:
+        return []
+    if a.token_min_ms is None:
+        window = "none"
+    else:
+        window = (f"T {_ms(a.token_min_ms)} to {_ms(a.token_max_ms)} (totem.token from "
+                  f"{_ms(a.token_min_setting_ms)} with {m.nodes} nodes)")
+    ring = f"{a.max_nodes} nodes" if a.max_nodes is not None else "not determined"
+    return [
+        ("stall tolerance", f"{_ms(a.stall_tolerance_ms)}: {a.stall_tolerance_basis}"),
+        ("token window", f"{window}: {a.token_basis}; the upper end is the HA ceiling"),
+        ("largest ring", f"{ring}: {a.max_nodes_basis}"),
+        ("evidence", "; ".join(f"{what}: {source}" for what, source in a.sources)),
+    ]
+
+
+def _interval_meaningful(m: ModelReport) -> bool:
+    """An interval means something where observed stalls give the rate, or where the evidence
+    covers the tail's extrapolation; elsewhere it only restates the tail model's assumption."""
+    extrapolated = any(nm.extrapolated for nm in m.node_models if not nm.assumed)
+    return not extrapolated or (m.answers is not None and m.answers.evidence.covered)
+
+
 def model_rows(m: ModelReport) -> list[tuple[str, str]]:
     """(label, value) rows of the token-ring model's conclusions."""
     ha = m.ha_ceiling
     pct = int(m.confidence_level * 100)
-    rows = [
+    rows: list[tuple[str, str]] = []
+    if m.answers is None:  # a report of an older version: its figures, before the evidence bound
+        rows += [
+            ("minimum safe token", "none up to 600 s" if m.min_safe_token_ms is None else
+             f"T = {_ms(m.min_safe_token_ms)} (totem.token {_ms(m.min_safe_token_setting_ms)} with {m.nodes} nodes)"),
+            ("largest safe ring", f"{m.max_safe_nodes} nodes" if m.max_safe_nodes >= 2 else "none (not even 2 nodes)"),
+        ]
+    rows += [
         ("ring", f"{m.nodes} nodes, token {m.token_ms:g} ms, token_coefficient {m.token_coefficient_ms:g} ms"),
         ("effective token T", f"{_ms(m.effective_token_ms)} (consensus {_ms(m.consensus_ms)}, "
                               f"retransmit {_ms(m.token_retransmit_ms)}, hold {_ms(m.hold_ms)})"),
@@ -130,13 +165,11 @@ def model_rows(m: ModelReport) -> list[tuple[str, str]]:
         ("stall tolerance", f"{_ms(m.stall_tolerance_ms)} (bound by {m.stall_tolerance_bound_by})"),
         ("token rotation", f"{m.rotation_ms:,.1f} ms"),
         ("re-formation after a failure", _ms(m.reformation_ms)),
-        ("false membership changes", f"{format_rate_per_year(m.false_losses_per_year)} "
-                                     f"({pct} % interval {format_rate_per_year(m.false_losses_per_year_low)} to "
-                                     f"{format_rate_per_year(m.false_losses_per_year_high)})"),
+        ("false membership changes", format_rate_per_year(m.false_losses_per_year) + (
+            f" ({pct} % interval {format_rate_per_year(m.false_losses_per_year_low)} to "
+            f"{format_rate_per_year(m.false_losses_per_year_high)})" if _interval_meaningful(m) else
+            " (the fitted tail's estimate, beyond what the data cover: no interval is given)")),
         ("target", f"at most 1 per {m.target_years_per_false_loss:g} years per cluster"),
-        ("minimum safe token", "none up to 600 s" if m.min_safe_token_ms is None else
-         f"T = {_ms(m.min_safe_token_ms)} (totem.token {_ms(m.min_safe_token_setting_ms)} with {m.nodes} nodes)"),
-        ("largest safe ring", f"{m.max_safe_nodes} nodes" if m.max_safe_nodes >= 2 else "none (not even 2 nodes)"),
         ("HA ceiling", f"{'OK' if ha.ok else 'EXCEEDED'}: T {_ms(ha.token_ms)} + consensus {_ms(ha.consensus_ms)} + "
                        f"sync {_ms(ha.sync_ms)} + LRM {_ms(ha.lrm_loop_ms)} + lock retry {_ms(ha.lock_retry_ms)} + "
                        f"commit p99.9 {_ms(ha.commit_p999_ms)} = {_ms(ha.total_ms)} of {_ms(ha.watchdog_ms)} "

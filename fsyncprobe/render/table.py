@@ -11,6 +11,7 @@ from rich.text import Text
 
 from fsyncprobe.render import rows
 from fsyncprobe.report.types import Report
+from fsyncprobe.ring.types import ModelReport
 
 
 def render(report: Report, width: int = 100) -> str:
@@ -18,6 +19,8 @@ def render(report: Report, width: int = 100) -> str:
     same text on a terminal, in a file and in a pipe)."""
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=False, color_system=None, highlight=False)
+    if report.model is not None and report.model.answers is not None:
+        _answers_table(console, report.model)
     if report.verdict is not None:
         _verdict_table(console, report)
     for b in report.benches:
@@ -47,6 +50,17 @@ def render(report: Report, width: int = 100) -> str:
     for w in report.warnings:
         console.print(f"warning: {w}")
     return buf.getvalue().rstrip() + "\n"
+
+
+def _answers_table(console: Console, m: ModelReport) -> None:
+    """What the tool exists for, first: tolerance, token window, largest ring, and their evidence."""
+    t = Table(title="Answers", show_header=False, title_justify="left", box=None, padding=(0, 2))
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column()
+    for label, value in rows.answer_rows(m):
+        t.add_row(label, Text(value))
+    console.print(t)
+    console.print()
 
 
 def _model_tables(console: Console, report: Report) -> None:
