@@ -165,6 +165,12 @@ def test_cli_writes_prometheus_atomically_to_the_textfile_dir(exporter: Exporter
     assert "node_textfile_scrape_error 0" in scraped
     (level,) = _samples(scraped, "fsyncprobe_verdict_level").values()
     assert proc.returncode == verdict_exit_code(["pass", "warn", "fail"][int(level)]), proc.stderr
+    # the answers, bounded by the evidence: 200 ms of data keep the default token (3.65 s for 3 nodes)
+    # and determine no ring size, so that gauge is absent rather than a guess
+    assert _samples(scraped, "fsyncprobe_answer_evidence_covered") == {"fsyncprobe_answer_evidence_covered": 0}
+    (low,) = _samples(scraped, "fsyncprobe_answer_token_min_seconds").values() or [None]
+    assert low is None or low >= 3.65
+    assert not _samples(scraped, "fsyncprobe_answer_largest_ring_nodes")
     assert os.path.getsize(target) > 0
 
 

@@ -180,12 +180,27 @@ def render(report: Report) -> str:
              m.stall_tolerance_ms / 1e3),
             ("fsyncprobe_model_false_losses_per_year", "Expected false membership changes per year.",
              m.false_losses_per_year),
-            ("fsyncprobe_model_min_safe_token_seconds", "Smallest effective token that meets the target.",
+            ("fsyncprobe_model_min_safe_token_seconds",
+             "Smallest effective token meeting the target at the interval's upper end, before the evidence floor.",
              None if m.min_safe_token_ms is None else m.min_safe_token_ms / 1e3),
-            ("fsyncprobe_model_max_safe_nodes", "Largest safe ring size.", m.max_safe_nodes),
+            ("fsyncprobe_model_max_safe_nodes", "Largest ring meeting the target at the interval's upper end, "
+             "before the evidence bound.", m.max_safe_nodes),
             ("fsyncprobe_model_ha_headroom_seconds", "HA budget headroom under the watchdog (negative: may fence).",
              m.ha_ceiling.headroom_ms / 1e3),
         ]
+        a = m.answers
+        if a is not None:  # the recommendation, bounded by the evidence (absent: not determined)
+            g += [
+                ("fsyncprobe_answer_token_min_seconds", "Lower end of the token window this node supports.",
+                 None if a.token_min_ms is None else a.token_min_ms / 1e3),
+                ("fsyncprobe_answer_token_max_seconds", "Upper end of the token window (the HA ceiling).",
+                 a.token_max_ms / 1e3),
+                ("fsyncprobe_answer_largest_ring_nodes", "Largest ring this node can join, within the evidence.",
+                 a.max_nodes),
+                ("fsyncprobe_answer_evidence_seconds", "Stall data behind the answers.", a.evidence.observed_s),
+                ("fsyncprobe_answer_evidence_covered", "1 when the evidence covers the target.",
+                 int(a.evidence.covered)),
+            ]
         for name, help_text, value in g:
             f.add(name, "gauge", help_text, value)
     return f.text()
