@@ -312,7 +312,9 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
         w = r.worst(x_ns)
         lo = hi = 0.0
         if w is not None:
-            lo, hi = w.interval(x_ns)
+            # the upper end the recommendations use: the worse mechanism's, which need not be the
+            # mechanism with the worse point estimate
+            lo, hi = w.interval(x_ns)[0], r.upper(x_ns)
         node_models.append(NodeModel(
             hostname=r.hostname, assumed=False, tail=w.describe() if w else None,
             stalls_over_tolerance=w.count_above(x_ns) if w else 0,
