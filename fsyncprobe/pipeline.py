@@ -28,10 +28,10 @@ from fsyncprobe.measure.types import BenchParams, BenchResult
 from fsyncprobe.measure.workloads import default_block_size
 from fsyncprobe.report.codec import load_report
 from fsyncprobe.report.types import Report
-from fsyncprobe.ring import conf
+from fsyncprobe.ring import conf, live
 from fsyncprobe.ring import model as ring_model
 from fsyncprobe.ring.inputs import NodeDistribution, node_from_benches, node_from_latencies
-from fsyncprobe.ring.types import ModelReport
+from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.verdict import profiles, rules
 from fsyncprobe.verdict.profiles import Profile
 
@@ -88,6 +88,8 @@ class RingOptions:
     """`--max-extrapolation`: how far beyond the observed time the tail may carry a lower token."""
     tail_shape_max: float | None = None
     """`--tail-shape-max`: the largest generalised Pareto shape the stall tail may take."""
+    live_ring: bool = True
+    """False with `--no-live-ring`: do not ask a running corosync (`fsyncprobe.ring.live`)."""
 
 
 def _check_ring(ring: RingOptions) -> None:
@@ -212,9 +214,10 @@ def verdict(
     model: ModelReport | None = None
     why_no_model: str | None = None
     warnings: list[str] = []
+    live_ring = _live_ring(ring, None, warnings) if profile.model else None
     if profile.model:
         try:
-            model = _ring_model([node_of_report(report)], ring, DEFAULT_RING_NODES, warnings)
+            model = _ring_model([node_of_report(report)], ring, DEFAULT_RING_NODES, warnings, live_ring)
         except (FsyncprobeError, ValueError, ArithmeticError) as exc:
             why_no_model = str(exc)
             feedback.warning(f"model not run: {exc}")
@@ -224,7 +227,7 @@ def verdict(
     for w in warnings:
         feedback.warning(w)
     result = rules.evaluate(profile, measured.benches, measured.device, model, gates or rules.Gates(), why_no_model)
-    return replace(report, model=model, verdict=result, warnings=tuple(warnings))
+    return replace(report, model=model, live_ring=live_ring, verdict=result, warnings=tuple(warnings))
 
 
 # --- The ring model ----------------------------------------------------------------------------
@@ -237,19 +240,69 @@ def node_of_report(report: Report) -> NodeDistribution:
     return node_from_benches(report.hostname, report.benches)
 
 
+def _live_ring(ring: RingOptions, hostnames: Sequence[str] | None, warnings: list[str],
+               reports: Sequence[Report] = ()) -> LiveRing | None:
+    """The running ring being modelled. This node's (`corosync-cmapctl`): always for `verdict`
+    (`hostnames` None); for `model` and `cluster` only when this host is among the reports' hosts
+    or the running nodelist names every one of them (on an admin box a corosync of another ring
+    says nothing about these nodes). Else the live ring a node recorded in its own report (the one
+    with the slowest links), said in a warning. Never fatal: without one the model runs as before."""
+    if not ring.live_ring:
+        return None
+    found = live.read_live_ring()
+    if found.note:
+        warnings.append(found.note)
+    lr = found.ring
+    if lr is not None and hostnames is None:
+        return lr
+    hosts = list(hostnames or ())
+    if lr is not None and (socket.gethostname() in hosts
+                           or (lr.nodelist_names and set(hosts) <= set(lr.nodelist_names))):
+        return lr
+    saved = [(r.live_ring, r) for r in reports if r.live_ring is not None]
+    if not saved:
+        return None
+    best, by = max(saved, key=lambda p: p[0].one_way_latency_ms or 0.0)
+    warnings.append(f"live ring as {by.hostname}'s report recorded it ({by.created_utc})")
+    return best
+
+
+def _given_sources(ring: RingOptions) -> tuple[tuple[str, str], ...]:
+    """Labels for the values given on the command line (they win over every other source)."""
+    given = [("nodes", ring.nodes, "--nodes"), ("token", ring.token_ms, "--token"),
+             ("token_coefficient", ring.token_coefficient_ms, "--token-coefficient"),
+             ("network_latency", ring.network_latency_ms, "--network-latency-ms"),
+             ("jitter", ring.jitter_ms, "--jitter-ms")]
+    return tuple((name, f"command line ({opt})") for name, v, opt in given if v is not None)
+
+
 def _ring_model(nodes: Sequence[NodeDistribution], ring: RingOptions, default_nodes: int,
-                warnings: list[str]) -> ModelReport:
-    """The token-ring model for these nodes: the user's settings over corosync.conf's over
-    corosync's defaults; a nodelist the node count cannot come from adds to `warnings`."""
+                warnings: list[str], live_ring: LiveRing | None = None) -> ModelReport:
+    """The token-ring model for these nodes. Precedence, value by value: the command line, then
+    the live ring (`live_ring`: the running corosync's settings, timers and knet latency; its
+    settings yield to a corosync.conf named with `--corosync-conf`), then corosync.conf, then
+    corosync's defaults; every value's source is in the model's assumptions. A nodelist the node
+    count cannot come from, and what the live ring says the operator should know, add to `warnings`."""
     settings = conf.load_settings(ring.conf_path, ring.read_conf)
+    lin = None
+    if live_ring is not None:
+        lin = live.model_inputs(live_ring, settings, ring.conf_path is not None, ring.nodes,
+                                ring.token_ms is not None or ring.token_coefficient_ms is not None)
+        settings = lin.settings
+        warnings.extend(lin.notes)
     n, why = conf.node_count(settings, ring.nodes, default_nodes)
     if why:
         warnings.append(why)
+    timers = lin.timers if lin is not None and lin.timers is not None and lin.timers.nodes == n else None
     params = ring_model.params_from_settings(
         settings, n, token_ms=ring.token_ms, token_coefficient_ms=ring.token_coefficient_ms,
-        network_latency_ms=ring.network_latency_ms, jitter_ms=ring.jitter_ms, coupling=ring.coupling,
-        target_years_per_false_loss=ring.target_years, max_extrapolation=ring.max_extrapolation,
-        tail_shape_max=ring.tail_shape_max,
+        network_latency_ms=ring.network_latency_ms if ring.network_latency_ms is not None
+        else lin and lin.network_latency_ms,
+        jitter_ms=ring.jitter_ms if ring.jitter_ms is not None else lin and lin.jitter_ms,
+        coupling=ring.coupling, target_years_per_false_loss=ring.target_years,
+        max_extrapolation=ring.max_extrapolation, tail_shape_max=ring.tail_shape_max, live_timers=timers,
+        live_rotation_ms=lin.rotation_ms if lin is not None and timers is not None else None,
+        value_sources=(lin.sources if lin is not None else ()) + _given_sources(ring),
     )
     return ring_model.run_model(nodes, params)
 
@@ -266,14 +319,20 @@ def model(
         reports = [load_report(p) for p in report_paths]
         nodes = [node_of_report(r) for r in reports]
         hostname = reports[0].hostname if len(reports) == 1 else socket.gethostname()
+        hosts = [r.hostname for r in reports]
+        saved = reports
     else:
         nodes = [node_from_latencies("given latencies", latencies_ms)]
         hostname = socket.gethostname()
+        hosts = [hostname]  # given latencies: a question about this node's ring
+        saved = []
     warnings: list[str] = []
-    result = _ring_model(nodes, ring, len(nodes) if len(nodes) > 1 else DEFAULT_RING_NODES, warnings)
+    live_ring = _live_ring(ring, hosts, warnings, saved)
+    result = _ring_model(nodes, ring, len(nodes) if len(nodes) > 1 else DEFAULT_RING_NODES, warnings, live_ring)
     for w in (*warnings, *result.warnings):
         feedback.warning(w)
-    return replace(new_report("model", None, model=result, warnings=tuple(warnings)), hostname=hostname)
+    return replace(new_report("model", None, model=result, live_ring=live_ring, warnings=tuple(warnings)),
+                   hostname=hostname)
 
 
 def report_files(paths: Sequence[str]) -> list[str]:
@@ -313,6 +372,7 @@ def cluster(
                              "(give one report per node)")
         seen[r.hostname] = f
     model_report = None
+    live_ring = None
     warnings: list[str] = []
     if profile.model:
         nodes = []
@@ -321,14 +381,16 @@ def cluster(
                 nodes.append(node_of_report(r))
             except (OverflowError, ValueError) as exc:  # a histogram no real run could make
                 raise InputError(f"{f}: report from {r.hostname} has an impossible histogram: {exc}") from None
-        model_report = _ring_model(nodes, ring, max(2, len(nodes)), warnings)
+        live_ring = _live_ring(ring, [r.hostname for _, r in loaded], warnings, [r for _, r in loaded])
+        model_report = _ring_model(nodes, ring, max(2, len(nodes)), warnings, live_ring)
         for w in model_report.warnings:
             feedback.warning(f"model: {w}")
     for w in warnings:
         feedback.warning(w)
     result = rules.evaluate_cluster(
         profile, [(r.hostname, f, r.benches, r.device) for f, r in loaded], model_report, gates or rules.Gates())
-    return new_report("cluster", None, model=model_report, verdict=result, warnings=tuple(warnings))
+    return new_report("cluster", None, model=model_report, live_ring=live_ring, verdict=result,
+                      warnings=tuple(warnings))
 
 
 # --- The device alone --------------------------------------------------------------------------

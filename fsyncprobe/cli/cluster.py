@@ -22,7 +22,7 @@ from fsyncprobe.verdict.rules import Gates
 @handle_errors
 def cluster(
     reports: tuple[str, ...], profile_name: str, min_ops: float | None, max_p99: int | None, strict: bool,
-    nodes: int | None, token_ms: float | None, conf_path: str | None, no_corosync_conf: bool,
+    nodes: int | None, token_ms: float | None, conf_path: str | None, no_corosync_conf: bool, no_live_ring: bool,
     coupling: float | None, fmt: str | None, as_json: bool, output: str, quiet: bool, no_progress: bool,
 ) -> None:
     """One verdict for a ring from every node's `verdict --json` (or `bench --json`) report.
@@ -37,6 +37,6 @@ def cluster(
     with feedback(quiet, no_progress) as fb:
         report = pipeline.cluster(
             reports, profile_name, Gates(min_ops_per_s=min_ops, max_p99_ns=max_p99, strict=strict),
-            ring_settings(nodes, token_ms, conf_path, no_corosync_conf, coupling), fb,
+            ring_settings(nodes, token_ms, conf_path, no_corosync_conf, coupling, no_live_ring), fb,
         )
     emit_verdict(report, out_format, output, quiet)

@@ -47,6 +47,9 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
               help="Read totem settings and the node count from FILE "
                    "(default: /etc/pve/corosync.conf or /etc/corosync/corosync.conf when present).")
 @click.option("--no-corosync-conf", is_flag=True, help="Do not read any corosync.conf.")
+@click.option("--no-live-ring", is_flag=True,
+              help="Do not ask a running corosync for its timers and link latency (default: asked when it runs "
+                   "and the reports are this node's or its ring's, or with --latency-ms).")
 @click.option("--network-latency-ms", type=click.FloatRange(min=0, max=10_000), default=None, metavar="X",
               help="One-way network latency per hop (default 0.2, a LAN).")
 @click.option("--jitter-ms", type=click.FloatRange(min=0, max=10_000), default=None, metavar="Y",
@@ -65,7 +68,7 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
 @handle_errors
 def model(
     from_reports: tuple[str, ...], latency_ms: tuple[str, ...], nodes: int | None, token_ms: float | None,
-    token_coefficient_ms: float | None, conf_path: str | None, no_corosync_conf: bool,
+    token_coefficient_ms: float | None, conf_path: str | None, no_corosync_conf: bool, no_live_ring: bool,
     network_latency_ms: float | None, jitter_ms: float | None, coupling: float | None, target_years: float,
     max_extrapolation: float | None, tail_shape_max: float | None, fmt: str | None, as_json: bool, output: str,
     quiet: bool, no_progress: bool,
@@ -82,7 +85,7 @@ def model(
         nodes=nodes, token_ms=token_ms, token_coefficient_ms=token_coefficient_ms, conf_path=conf_path,
         read_conf=not no_corosync_conf, coupling=coupling, network_latency_ms=network_latency_ms,
         jitter_ms=jitter_ms, target_years=target_years, max_extrapolation=max_extrapolation,
-        tail_shape_max=tail_shape_max,
+        tail_shape_max=tail_shape_max, live_ring=not no_live_ring,
     )
     with feedback(quiet, no_progress) as fb:
         report = pipeline.model(from_reports, parse_latencies(latency_ms) if latency_ms else (), ring, fb)

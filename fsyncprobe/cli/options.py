@@ -104,6 +104,9 @@ def ring_options(fn: F) -> F:
                      help="Read totem settings from FILE (default: /etc/pve/corosync.conf or "
                           "/etc/corosync/corosync.conf when present)."),
         click.option("--no-corosync-conf", is_flag=True, help="Do not read any corosync.conf."),
+        click.option("--no-live-ring", is_flag=True,
+                     help="Do not ask a running corosync (corosync-cmapctl) for its timers, members and link "
+                          "latency (default: asked when it runs; its values beat corosync.conf's)."),
         click.option("--coupling", type=click.FloatRange(min=0, max=1000), default=None, metavar="K",
                      help="Model stalls as K x sync latency too (0 = source view, 1 = folk worst case)."),
     ]
@@ -113,10 +116,10 @@ def ring_options(fn: F) -> F:
 
 
 def ring_settings(nodes: int | None, token_ms: float | None, conf_path: str | None, no_corosync_conf: bool,
-                  coupling: float | None) -> RingOptions:
+                  coupling: float | None, no_live_ring: bool = False) -> RingOptions:
     """The values of `ring_options` as the pipeline takes them."""
     return RingOptions(nodes=nodes, token_ms=token_ms, conf_path=conf_path, read_conf=not no_corosync_conf,
-                       coupling=coupling)
+                       coupling=coupling, live_ring=not no_live_ring)
 
 
 def gate_options(fn: F) -> F:

@@ -33,6 +33,9 @@ def render(report: Report) -> str:
     if report.device is not None:
         out += [f"### {rows.device_title(report.device)}", "",
                 tabulate(rows.device_rows(report.device), headers=["", ""], tablefmt="github"), ""]
+    if report.live_ring is not None:
+        out += ["### Live ring (corosync-cmapctl)", "",
+                tabulate(rows.live_ring_rows(report.live_ring), headers=["", ""], tablefmt="github"), ""]
     if report.model is not None:
         m = report.model
         out += ["### Token-ring model", "", tabulate(rows.model_rows(m), headers=["", ""], tablefmt="github"), ""]

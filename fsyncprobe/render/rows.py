@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fsyncprobe.device.types import DeviceReport
 from fsyncprobe.measure.types import BenchResult
-from fsyncprobe.ring.types import ModelReport
+from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.stats.summary import LatencySummary
 from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_size
 from fsyncprobe.verdict.types import Finding, Verdict
@@ -108,6 +108,26 @@ def device_rows(d: DeviceReport) -> list[tuple[str, str]]:
     rows += [("evidence", e) for e in d.evidence]
     rows += [("unresolved", w) for w in d.warnings]
     return rows
+
+
+def live_ring_rows(lr: LiveRing) -> list[tuple[str, str]]:
+    """(label, value) rows: what the running corosync reported (`Report.live_ring`)."""
+    out = [
+        ("ring", f"{lr.nodelist_nodes} nodes in the nodelist, {len(lr.members)} members joined"
+                 + (f", this node {lr.local_nodeid}" if lr.local_nodeid is not None else "")),
+        ("timers", f"T {lr.token_ms:,} ms, consensus {_ms(lr.consensus_ms)}, hold {_ms(lr.hold_ms)}, "
+                   f"knet ping {_ms(lr.knet_ping_interval_ms)} / down after {_ms(lr.knet_ping_timeout_ms)}"),
+        ("token interval", f"{_ms(lr.mtt_rx_token_ms)} (stats.srp.mtt_rx_token)"),
+    ]
+    for ln in lr.links:
+        out.append((f"link to node {ln.nodeid}/{ln.link}",
+                    f"{'up' if ln.connected else 'DOWN'}, round trip {ln.latency_ave_us / 1000:.2f} ms "
+                    f"(max {ln.latency_max_us / 1000:.2f} ms), down {ln.down_count} time(s)"))
+    if lr.one_way_latency_ms is not None:
+        out.append(("per hop (model)", f"{lr.one_way_latency_ms:.2f} ms one way + {lr.jitter_ms or 0:.2f} ms jitter"))
+    out.append(("corosync pauses", "none recorded" if not lr.schedmiss else ", ".join(
+        f"{e.delay_ms:,.0f} ms" for e in lr.schedmiss) + " (stats.schedmiss, newest first)"))
+    return out
 
 
 def _ms(v: float | None) -> str:

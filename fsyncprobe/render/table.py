@@ -45,6 +45,15 @@ def render(report: Report, width: int = 100) -> str:
             t.add_row(label, value)
         console.print(t)
         console.print()
+    if report.live_ring is not None:
+        t = Table(title="Live ring (corosync-cmapctl)", show_header=False, title_justify="left", box=None,
+                  padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column()
+        for label, value in rows.live_ring_rows(report.live_ring):
+            t.add_row(Text(label), Text(value))
+        console.print(t)
+        console.print()
     if report.model is not None:
         _model_tables(console, report)
     for w in report.warnings:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from fsyncprobe.device.types import DeviceReport
 from fsyncprobe.measure.types import BenchResult
-from fsyncprobe.ring.types import ModelReport
+from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.verdict.types import Verdict
 
 SCHEMA_VERSION = 1
@@ -37,6 +37,9 @@ class Report:
     """What holds the path."""
     model: ModelReport | None = None
     """Token-ring consequences of the measurements (`fsyncprobe.ring.model`; None when not modelled)."""
+    live_ring: LiveRing | None = None
+    """What this node's running corosync reported (`fsyncprobe.ring.live`; None: no corosync here, not
+    this node's ring, or `--no-live-ring`)."""
     warnings: tuple[str, ...] = ()
     """Actionable warnings about the run itself."""
     verdict: Verdict | None = None

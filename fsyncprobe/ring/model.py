@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fsyncprobe.ring import corosync
 from fsyncprobe.ring.inputs import NodeDistribution
@@ -120,6 +120,16 @@ class ModelParams:
     max_extrapolation: float = MAX_EXTRAPOLATION_DEFAULT
     """How many times the observed time the target's per-node return period may be before the
     evidence no longer supports a token below the configured one (`--max-extrapolation`)."""
+    live_timers: corosync.TotemTimers | None = None
+    """The timers the running ring uses (`runtime.config.totem.*`, `fsyncprobe.ring.live`): taken as
+    they are, with no formula, for the ring as it runs (its node count, its token); the what-if
+    searches over other tokens and ring sizes derive theirs."""
+    live_rotation_ms: float | None = None
+    """The running ring's mean time between token receipts (`stats.srp.mtt_rx_token`): the
+    modelled rotation of the ring as it runs is never taken shorter than it."""
+    value_sources: tuple[tuple[str, str], ...] = ()
+    """(assumption name, where its value came from) for values given on the command line or read
+    from the live ring; these labels replace the default ones in `ModelReport.assumptions`."""
 
 
 # --- Stall tolerance -------------------------------------------------------------------------
@@ -130,7 +140,11 @@ def rotation_ms(timers: corosync.TotemTimers, params: ModelParams, sched_delay_m
     the representative's hold once per rotation when the ring is idle."""
     per_hop = [params.network_latency_ms + params.jitter_ms + d for d in sched_delay_ms]
     hold = timers.hold_ms if params.idle_ring else 0.0
-    return sum(per_hop) + hold
+    r = sum(per_hop) + hold
+    if params.live_rotation_ms is not None and timers == params.live_timers:
+        # The ring as it runs: its own token interval (stats.srp.mtt_rx_token) when that is longer.
+        r = max(r, params.live_rotation_ms)
+    return r
 
 
 KNET_THREADS_TIMER_RES_MS = 200
@@ -245,6 +259,10 @@ class _NodeRates:
 
 
 def _timers(params: ModelParams, nodes: int, token_ms: float | None = None) -> corosync.TotemTimers:
+    live = params.live_timers
+    if live is not None and token_ms is None and live.nodes == nodes:
+        return live  # the running ring's own timers (runtime.config.totem.*): no formula needed
+
     def opt(v: float | None) -> int | None:
         return None if v is None else round(v)
 
@@ -440,7 +458,9 @@ def _answers(
     rings whose target the evidence covers."""
     ev = _evidence(params, rates, n, kind)
     configured = float(timers.token_ms)
-    timers_from = f"corosync.conf ({params.conf_source})" if params.conf_source else "corosync's defaults"
+    given = dict(params.value_sources)  # command line and live ring labels (fsyncprobe.ring.live)
+    timers_from = (given.get("effective token T") or given.get("token")
+                   or (f"corosync.conf ({params.conf_source})" if params.conf_source else "corosync's defaults"))
     tol = bounds[0] if bound_by != "given" else None
     tol_basis = ("given on the command line" if tol is None else
                  f"{tol.name} timer, from the effective token {configured:,.0f} ms ({timers_from})")
@@ -486,7 +506,9 @@ def _answers(
     else:
         nodes_basis = (f"{observed} of {kind} stalls do not reach the target even for 2 nodes, which needs each "
                        f"node observed for {format_seconds(ev.needed_s * 2 / n)} (fsyncprobe watch)")
-    net = "command line" if params.network_latency_ms != ModelParams.network_latency_ms else "assumed (a LAN)"
+    net_given = given.get("network_latency", "")
+    net = ("live ring (knet latency_ave / 2)" if net_given.startswith("live ring") else "command line"
+           if net_given or params.network_latency_ms != ModelParams.network_latency_ms else "assumed (a LAN)")
     sources = (
         ("stalls", f"{kind}: {observed}" + ("" if len(rates) == n else f", {n - len(rates)} more nodes assumed alike")),
         ("timers", timers_from),
@@ -618,7 +640,13 @@ def _assumptions(params: ModelParams, t: corosync.TotemTimers, n: int, measured:
     ]
     if params.stall_tolerance_ms is not None:
         a.append(Assumption("stall tolerance", f"{params.stall_tolerance_ms:g}", "ms", "given"))
-    return tuple(a)
+    if params.live_rotation_ms is not None and t == params.live_timers:
+        a.append(Assumption("live token interval", f"{params.live_rotation_ms:g}", "ms",
+                            "live ring (stats.srp.mtt_rx_token): the rotation is never taken shorter"))
+    given = dict(params.value_sources)
+    # "nodes" keeps how many were measured after where the count came from.
+    return tuple(replace(x, source=given[x.name] + (f"; {x.source}" if x.name == "nodes" else ""))
+                 if x.name in given else x for x in a)
 
 
 def _coefficient(params: ModelParams) -> float:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fsyncprobe.ring.corosync import CorosyncSettings
+
 
 @dataclass(frozen=True)
 class Assumption:
@@ -237,3 +239,90 @@ class ModelReport:
     """What the reader must know to trust the figures."""
     answers: RingAnswers | None = None
     """The headline answers, bounded by the evidence (what every verdict shows first)."""
+
+
+@dataclass(frozen=True)
+class LiveLink:
+    """One knet link to one peer as this node's corosync reports it (`stats.knet.node<N>.link<M>.*`,
+    corosync exec/stats.c; libknet threads_rx.c computes the latency)."""
+
+    nodeid: int
+    """The peer's node id."""
+    link: int
+    """knet link number."""
+    connected: bool
+    """`connected`: the link is up."""
+    latency_ave_us: int
+    """`latency_ave`: knet's running mean of the ping round trip (ping sent to pong received), us."""
+    latency_max_us: int
+    """`latency_max`: the largest value that running mean took, us."""
+    latency_min_us: int | None
+    """`latency_min`: the smallest value that running mean took, us (None: not yet set)."""
+    latency_samples: int
+    """`latency_samples`: pongs in the mean (at most knet_ping_precision, 2048)."""
+    down_count: int
+    """`down_count`: times the link went down since corosync started (the first connect counts one)."""
+
+
+@dataclass(frozen=True)
+class SchedMiss:
+    """One pause of corosync's main loop it recorded itself (`stats.schedmiss.<i>.*`, corosync >= 3.1,
+    exec/main.c `timer_function_scheduler_timeout`: not scheduled for more than 0.8 x T)."""
+
+    timestamp_ms: int
+    """`timestamp`: when, in ms since the epoch."""
+    delay_ms: float
+    """`delay`: how long the main loop was not scheduled, ms."""
+
+
+@dataclass(frozen=True)
+class LiveRing:
+    """What this node's running corosync reported through `corosync-cmapctl` (`fsyncprobe.ring.live`).
+    Every timer is as corosync runs it (`runtime.config.totem.*`, ms); None where the key is absent."""
+
+    source: str
+    """How it was read (the tool and the keys)."""
+    local_nodeid: int | None
+    """This node's id (`runtime.votequorum.this_node_id`)."""
+    nodelist_nodes: int
+    """Nodes in the nodelist corosync loaded (`nodelist.node.*`): the N of token_coefficient."""
+    nodelist_names: tuple[str, ...]
+    """Their names (`nodelist.node.<i>.name`)."""
+    members: tuple[int, ...]
+    """Node ids of the current members (`runtime.members.<id>.status` = joined)."""
+    token_ms: int
+    """`runtime.config.totem.token`: the effective token T corosync runs."""
+    consensus_ms: int | None
+    """`runtime.config.totem.consensus`."""
+    token_retransmit_ms: int | None
+    """`runtime.config.totem.token_retransmit`."""
+    hold_ms: int | None
+    """`runtime.config.totem.hold`."""
+    join_ms: int | None
+    """`runtime.config.totem.join`."""
+    merge_ms: int | None
+    """`runtime.config.totem.merge`."""
+    fail_recv_const: int | None
+    """`runtime.config.totem.fail_recv_const` (token rotations)."""
+    token_warning_percent: int | None
+    """`runtime.config.totem.token_warning` (percent of T)."""
+    token_retransmits_before_loss_const: int | None
+    """`runtime.config.totem.token_retransmits_before_loss_const`."""
+    knet_ping_interval_ms: int | None
+    """`runtime.config.totem.interface.0.knet_ping_interval`."""
+    knet_ping_timeout_ms: int | None
+    """`runtime.config.totem.interface.0.knet_ping_timeout`."""
+    settings: CorosyncSettings
+    """The totem settings as corosync loaded them from its corosync.conf, wherever that is
+    (`totem.*`, `totem.interface.0.*`; None: not set, corosync's default), and the nodelist's size."""
+    links: tuple[LiveLink, ...]
+    """knet links to the peers that have latency samples."""
+    mtt_rx_token_ms: int | None
+    """`stats.srp.mtt_rx_token`: mean time between the last (up to 100) token receipts, ms."""
+    schedmiss: tuple[SchedMiss, ...]
+    """`stats.schedmiss.*`: the last (up to 10) pauses corosync recorded, newest first."""
+    one_way_latency_ms: float | None
+    """Per-hop one-way latency the model uses: mean over the peers of latency_ave / 2 (None: no link)."""
+    jitter_ms: float | None
+    """Per-hop extra delay the model uses: (worst latency_max - latency_ave + spread of the peers'
+    means) / 2 (None: no link)."""
