@@ -79,6 +79,8 @@ def test_verdict_reads_the_live_ring_and_its_latency(make_ring: Callable[..., Ri
     src = sources(before)
     assert src["nodes"].startswith("live ring") and src["effective token T"].startswith("live ring"), src
     assert src["network_latency"].startswith("live ring"), src
+    answered = {what: where for what, where in m["answers"]["sources"]}  # the summary at the top says so too
+    assert answered["timers"].startswith("live ring") and "live ring" in answered["network latency"], answered
     lr = before["live_ring"]
     assert lr["nodelist_nodes"] == NODES and lr["members"] == [1, 2, 3, 4] and lr["token_ms"] == runtime_token
     assert [ln["nodeid"] for ln in lr["links"]] == [2, 3, 4]

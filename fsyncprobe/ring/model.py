@@ -459,7 +459,8 @@ def _answers(
     ev = _evidence(params, rates, n, kind)
     configured = float(timers.token_ms)
     given = dict(params.value_sources)  # command line and live ring labels (fsyncprobe.ring.live)
-    timers_from = (given.get("effective token T") or given.get("token")
+    timers_from = ("live ring (runtime.config.totem.*)" if given.get("effective token T", "").startswith("live ring")
+                   else given.get("token")
                    or (f"corosync.conf ({params.conf_source})" if params.conf_source else "corosync's defaults"))
     tol = bounds[0] if bound_by != "given" else None
     tol_basis = ("given on the command line" if tol is None else
