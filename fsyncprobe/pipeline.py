@@ -22,11 +22,12 @@ from fsyncprobe.device import from_snapshot_file as device_from_snapshot_file
 from fsyncprobe.device.facts import Snapshot
 from fsyncprobe.device.types import DeviceReport
 from fsyncprobe.errors import FsyncprobeError, InputError, UsageError
-from fsyncprobe.measure import engine
+from fsyncprobe.measure import engine, nodelock, safety
 from fsyncprobe.measure.loop import ProgressCallback
 from fsyncprobe.measure.types import BenchParams, BenchResult
 from fsyncprobe.measure.workloads import default_block_size
 from fsyncprobe.report.codec import load_report
+from fsyncprobe.report.hostnames import is_valid_hostname
 from fsyncprobe.report.types import Report
 from fsyncprobe.ring import conf, live
 from fsyncprobe.ring import model as ring_model
@@ -35,7 +36,7 @@ from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.verdict import profiles, rules
 from fsyncprobe.verdict.profiles import Profile
 
-CLUSTER_STATE = "/var/lib/pve-cluster"
+CLUSTER_STATE = safety.CLUSTER_STATE_DIR
 """Where pmxcfs keeps config.db (pve-cluster src/pmxcfs/database.c)."""
 DEFAULT_BENCH_PATH = "/var/lib"
 """What `bench` and `device` look at when no path is given."""
@@ -131,6 +132,8 @@ class _Measured:
 
     device: DeviceReport | None
     benches: tuple[BenchResult, ...]
+    warnings: tuple[str, ...] = ()
+    """What the report must say about the run itself (shared storage)."""
 
 
 def _device_of(path: str, feedback: Feedback) -> tuple[Snapshot | None, DeviceReport | None]:
@@ -144,38 +147,46 @@ def _device_of(path: str, feedback: Feedback) -> tuple[Snapshot | None, DeviceRe
     return snap, classify(snap)
 
 
-def _measure(command: str, path: str, plan: Sequence[BenchParams], sched_probe: bool, feedback: Feedback) -> _Measured:
-    """Check `path`, resolve its device once, then run every planned workload on it in turn.
-    A run cut short raises `PartialRun` with a report of everything measured until then (its
-    cause alone when nothing was)."""
+def _measure(command: str, path: str, plan: Sequence[BenchParams], sched_probe: bool, feedback: Feedback,
+             allow_concurrent: bool = False) -> _Measured:
+    """Check `path`, resolve its device once, then run every planned workload on it in turn,
+    holding the node's measurement lock (`nodelock`) unless `allow_concurrent`. A run cut short
+    raises `PartialRun` with a report of everything measured until then (its cause alone when
+    nothing was)."""
     real = engine.check_target(path)  # a bad PATH is one error line, before any other output
     snap, device = _device_of(path, feedback)
-    where = engine.target(path, real, snap)
+    where = engine.target(path, real, snap)  # refuses pmxcfs and kernel interfaces
+    shared = safety.shared_storage_warning(path, where.fstype, device)
+    if shared is not None:
+        feedback.warning(shared)
+    warnings = (shared,) if shared is not None else ()
     benches: list[BenchResult] = []
-    for params in plan:
-        if feedback.stage is not None:
-            feedback.stage(f"measuring {params.workload.value} on {path} "
-                           f"({(params.duration_ns or 0) / 1e9:g} s + {params.warmup_ns / 1e9:g} s warm-up)")
-        try:
-            benches.append(engine.run_bench(params, where, progress=feedback.progress, sched_probe=sched_probe))
-        except engine.PartialRunError as exc:
-            if exc.result is not None:
-                benches.append(exc.result)
-            if not benches:  # failed before measuring anything: there is no report to give
-                raise exc.cause from None
-            partial = new_report(command, path, tuple(benches), device=device,
-                                 warnings=(f"partial run: {exc.cause}",))
-            raise PartialRun(partial, exc.cause) from None
+    with nodelock.hold(allow_concurrent):
+        for params in plan:
+            if feedback.stage is not None:
+                feedback.stage(f"measuring {params.workload.value} on {path} "
+                               f"({(params.duration_ns or 0) / 1e9:g} s + {params.warmup_ns / 1e9:g} s warm-up)")
+            try:
+                benches.append(engine.run_bench(params, where, progress=feedback.progress, sched_probe=sched_probe))
+            except engine.PartialRunError as exc:
+                if exc.result is not None:
+                    benches.append(exc.result)
+                if not benches:  # failed before measuring anything: there is no report to give
+                    raise exc.cause from None
+                partial = new_report(command, path, tuple(benches), device=device,
+                                     warnings=(*warnings, f"partial run: {exc.cause}"))
+                raise PartialRun(partial, exc.cause) from None
     for b in benches:
         for note in b.notes:
             feedback.warning(note)
-    return _Measured(device=device, benches=tuple(benches))
+    return _Measured(device=device, benches=tuple(benches), warnings=warnings)
 
 
-def bench(params: BenchParams, sched_probe: bool = True, feedback: Feedback = Feedback()) -> Report:
+def bench(params: BenchParams, sched_probe: bool = True, feedback: Feedback = Feedback(),
+          allow_concurrent: bool = False) -> Report:
     """`fsyncprobe bench`: one workload on the filesystem holding `params.path`, and its device."""
-    measured = _measure("bench", params.path, (params,), sched_probe, feedback)
-    return new_report("bench", params.path, measured.benches, device=measured.device)
+    measured = _measure("bench", params.path, (params,), sched_probe, feedback, allow_concurrent)
+    return new_report("bench", params.path, measured.benches, device=measured.device, warnings=measured.warnings)
 
 
 def default_verdict_path() -> str:
@@ -199,7 +210,7 @@ def verdict_plan(profile: Profile, path: str, duration_ns: int | None, warmup_ns
 def verdict(
     path: str | None, profile_name: str | None = None, duration_ns: int | None = None,
     warmup_ns: int | None = None, sched_probe: bool = True, gates: rules.Gates | None = None,
-    ring: RingOptions = RingOptions(), feedback: Feedback = Feedback(),
+    ring: RingOptions = RingOptions(), feedback: Feedback = Feedback(), allow_concurrent: bool = False,
 ) -> Report:
     """`fsyncprobe verdict`: the profile's workloads, the device, the ring model and the rules.
 
@@ -209,7 +220,7 @@ def verdict(
     profile = profiles.load(profile_name)
     where = path or default_verdict_path()
     measured = _measure("verdict", where, verdict_plan(profile, where, duration_ns, warmup_ns), sched_probe,
-                        feedback)
+                        feedback, allow_concurrent)
     report = new_report("verdict", where, measured.benches, device=measured.device)
     model: ModelReport | None = None
     why_no_model: str | None = None
@@ -227,7 +238,8 @@ def verdict(
     for w in warnings:
         feedback.warning(w)
     result = rules.evaluate(profile, measured.benches, measured.device, model, gates or rules.Gates(), why_no_model)
-    return replace(report, model=model, live_ring=live_ring, verdict=result, warnings=tuple(warnings))
+    return replace(report, model=model, live_ring=live_ring, verdict=result,
+                   warnings=(*measured.warnings, *warnings))
 
 
 # --- The ring model ----------------------------------------------------------------------------
@@ -364,6 +376,9 @@ def cluster(
     loaded = [(f, load_report(f)) for f in files]
     seen: dict[str, str] = {}
     for f, r in loaded:
+        if not is_valid_hostname(r.hostname):
+            raise InputError(f"{f}: the report's host name '{r.hostname}' is not a valid host name (hostname(7)); "
+                             "give each node's own `fsyncprobe verdict --json` report")
         if not r.benches:
             raise InputError(f"{f}: report from {r.hostname} has no measurements (command {r.command!r}); "
                              "give `fsyncprobe verdict --json` reports")

@@ -112,7 +112,10 @@ def _samples(scraped: str, family: str) -> dict[str, float]:
 
 
 def test_escape_label() -> None:
-    assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+    # The value a scraper reads back is the literal form (literal.shown): `a"b\\c\nd` with the
+    # backslash doubled and the newline written as backslash-n, never a raw newline (issue 14).
+    assert escape_label('a"b\\c\nd') == 'a\\"b\\\\\\\\c\\\\nd'
+    assert escape_label("x\x1b[31my") == "x\\\\x1b[31my"
 
 
 def test_verdict_metrics_survive_the_real_textfile_collector(exporter: Exporter, verdict_report: Report) -> None:
@@ -138,13 +141,14 @@ def test_verdict_metrics_survive_the_real_textfile_collector(exporter: Exporter,
 
 
 def test_awkward_label_values_parse(exporter: Exporter, verdict_report: Report) -> None:
-    host = 'node "7"\\eu\nwest'
+    host = 'node "7"\\eu\nwest\x1b[31m\udcff\u202e'  # control characters and a byte that is not UTF-8 too
     r = dataclasses.replace(verdict_report, hostname=host, path='/var/lib/"odd" dir')
     (exporter.dir / "odd.prom").write_text(render(r, "prometheus"))
     scraped = exporter.scrape()
     assert "node_textfile_scrape_error 0" in scraped
     info = [k for k in _samples(scraped, "fsyncprobe_info")]
     assert len(info) == 1 and f'hostname="{escape_label(host)}"' in info[0]
+    assert "\x1b" not in scraped and "\\\\x1b[31m\\\\xff\\\\u202e" in info[0]  # as node_exporter re-escapes it
 
 
 def test_a_broken_file_is_noticed(exporter: Exporter) -> None:

@@ -18,6 +18,7 @@ APT_PACKAGES=(
   procps kmod
   prometheus-node-exporter      # the real textfile-collector parser for --format prometheus
   ansible-core                  # contrib/ansible/collect.yml, run against localhost
+  bindfs                        # a real FUSE filesystem at /etc/pve (pmxcfs refusal) and of type fuse.glusterfs
 )
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from fsyncprobe.errors import ExitCode, FsyncprobeError
+from fsyncprobe.render.literal import shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,7 +34,7 @@ class _OneLineUsageError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         hint = f" (see '{self.command_path} --help')" if self.command_path else ""
-        click.echo(f"fsyncprobe: error: {self.format_message()}{hint}", err=True)
+        click.echo(shown(f"fsyncprobe: error: {self.format_message()}{hint}"), err=True)
 
 
 class OneLineErrorGroup(click.Group):
@@ -64,7 +65,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except FsyncprobeError as exc:
-            click.echo(f"fsyncprobe: error: {exc}", err=True)
+            _error(str(exc))
             sys.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("fsyncprobe: interrupted", err=True)
@@ -76,7 +77,7 @@ def handle_errors(fn: F) -> F:
             sys.exit(int(ExitCode.OK))
         except OSError as exc:
             where = f" {exc.filename}:" if exc.filename else ""
-            click.echo(f"fsyncprobe: error:{where} {exc.strerror or exc}", err=True)
+            _error(f"{where.lstrip()} {exc.strerror or exc}".lstrip())
             sys.exit(int(ExitCode.CANNOT_MEASURE))
         except (RecursionError, ValueError) as exc:
             # A backstop for input files: a loader that lets through what the JSON or TOML
@@ -88,13 +89,15 @@ def handle_errors(fn: F) -> F:
             what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
             files = _input_files(kwargs)
             which = f" ({files[0]})" if len(files) == 1 else ""
-            click.echo(
-                f"fsyncprobe: error: an input file{which} is not a readable report, snapshot or profile: {what}",
-                err=True,
-            )
+            _error(f"an input file{which} is not a readable report, snapshot or profile: {what}")
             sys.exit(int(ExitCode.USAGE))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _error(message: str) -> None:
+    """The one error line, with outside text in it shown literally (`literal.shown`)."""
+    click.echo(f"fsyncprobe: error: {shown(message)}", err=True)
 
 
 def _input_files(kwargs: dict[str, Any]) -> list[str]:

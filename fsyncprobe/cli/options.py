@@ -134,3 +134,12 @@ def gate_options(fn: F) -> F:
     for o in reversed(opts):
         fn = o(fn)
     return fn
+
+
+def allow_concurrent_option(fn: F) -> F:
+    """`--allow-concurrent`: measure even while another run holds the node's lock."""
+    return click.option(
+        "--allow-concurrent", is_flag=True,
+        help="Measure even while another fsyncprobe run measures on this node (both figures suffer). "
+             "Without it a second run exits 3 naming the first.",
+    )(fn)

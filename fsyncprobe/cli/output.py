@@ -17,6 +17,7 @@ from fsyncprobe.cli.progress import progress_reporter
 from fsyncprobe.errors import FsyncprobeError
 from fsyncprobe.pipeline import Feedback
 from fsyncprobe.render import Format, render
+from fsyncprobe.render.literal import shown
 from fsyncprobe.report.types import Report
 from fsyncprobe.verdict.rules import exit_code
 
@@ -96,10 +97,16 @@ class FsyncprobeOutputError(FsyncprobeError):
     """The report could not be written where the user asked."""
 
 
+def say(line: str) -> None:
+    """One line of the tool's own on stderr, `fsyncprobe: ...`, with what came from outside in it
+    (paths, host names) shown literally: a name cannot forge a line or drive the terminal."""
+    click.echo(f"fsyncprobe: {shown(line)}", err=True)
+
+
 def warn(message: str, quiet: bool = False) -> None:
     """A warning line on stderr (never on stdout, which carries the report)."""
     if not quiet:
-        click.echo(f"fsyncprobe: warning: {message}", err=True)
+        say(f"warning: {message}")
 
 
 
@@ -112,7 +119,7 @@ def feedback(quiet: bool, no_progress: bool, stages: bool = False) -> Iterator[F
     show = not (quiet or no_progress)
 
     def stage(line: str) -> None:
-        click.echo(f"fsyncprobe: {line}", err=True)
+        say(line)
 
     with progress_reporter(enabled=show) as progress:
         yield Feedback(progress=progress, stage=stage if show and stages else None,
@@ -131,7 +138,6 @@ def emit_verdict(report: Report, fmt: Format, output: str, quiet: bool) -> None:
     if not quiet:
         v = report.verdict
         if v.bottleneck_node:
-            click.echo(f"fsyncprobe: {len(v.nodes)} nodes; the ring is held back by {v.bottleneck_node}", err=True)
-        click.echo(f"fsyncprobe: verdict {v.level.value.upper()} ({len(v.findings)} findings, profile {v.profile})",
-                   err=True)
+            say(f"{len(v.nodes)} nodes; the ring is held back by {v.bottleneck_node}")
+        say(f"verdict {v.level.value.upper()} ({len(v.findings)} findings, profile {v.profile})")
     sys.exit(exit_code(report.verdict))

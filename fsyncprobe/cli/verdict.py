@@ -7,6 +7,7 @@ import click
 from fsyncprobe import pipeline
 from fsyncprobe.cli.errors import handle_errors
 from fsyncprobe.cli.options import (
+    allow_concurrent_option,
     duration_option,
     gate_options,
     output_options,
@@ -32,12 +33,13 @@ from fsyncprobe.verdict.rules import Gates
               help="Measure how late a real-time sleeper process wakes beside the workloads (the model's input).")
 @gate_options
 @ring_options
+@allow_concurrent_option
 @output_options()
 @handle_errors
 def verdict(
     path: str | None, profile_name: str, duration: int | None, warmup: int | None, sched_probe: bool,
     min_ops: float | None, max_p99: int | None, strict: bool, nodes: int | None, token_ms: float | None,
-    conf_path: str | None, no_corosync_conf: bool, no_live_ring: bool, coupling: float | None,
+    conf_path: str | None, no_corosync_conf: bool, no_live_ring: bool, coupling: float | None, allow_concurrent: bool,
     fmt: str | None, as_json: bool, output: str, quiet: bool, no_progress: bool,
 ) -> None:
     """Is the disk holding PATH fit to hold cluster state? PASS, WARN or FAIL, with the reasons.
@@ -54,7 +56,7 @@ def verdict(
             report = pipeline.verdict(
                 path, profile_name, duration, warmup, sched_probe,
                 Gates(min_ops_per_s=min_ops, max_p99_ns=max_p99, strict=strict),
-                ring_settings(nodes, token_ms, conf_path, no_corosync_conf, coupling, no_live_ring), fb,
+                ring_settings(nodes, token_ms, conf_path, no_corosync_conf, coupling, no_live_ring), fb, allow_concurrent,
             )
         except pipeline.PartialRun as exc:
             emit(exc.report, out_format, output)

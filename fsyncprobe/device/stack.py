@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fsyncprobe.device.facts import SYS, Snapshot, _udev_context, collect_chain, read_attribute
-from fsyncprobe.device.fstypes import NETWORK_FSTYPES, RAM_FSTYPES
+from fsyncprobe.device.fstypes import NETWORK_FSTYPES, PSEUDO_FSTYPES, RAM_FSTYPES
 from fsyncprobe.device.mounts import MOUNTINFO, MountEntry, find_mount, mount_info, parse_mountinfo
 from fsyncprobe.device.types import MountInfo
 
@@ -94,7 +94,7 @@ def _zpool_leaves(pool: str, walk: _Walk) -> list[str]:
 def _top_of_mount(entry: MountEntry, walk: _Walk, depth: int) -> Iterator[tuple[str, ...]]:
     """Stacks (mounted device first) under one mount; non-block leaves go to walk.filesystems."""
     fstype = entry.fstype
-    if fstype in RAM_FSTYPES or fstype in NETWORK_FSTYPES:
+    if fstype in RAM_FSTYPES or fstype in NETWORK_FSTYPES or fstype in PSEUDO_FSTYPES:
         walk.filesystems.append(mount_info(entry))
         return
     if fstype == "overlay":

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fsyncprobe.device.facts import Snapshot
-from fsyncprobe.device.fstypes import PSEUDO_FSTYPES, RAM_FSTYPES, is_not_local_disk
+from fsyncprobe.device.fstypes import RAM_FSTYPES, is_not_local_disk
 from fsyncprobe.device.mounts import mount_of
 from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
-from fsyncprobe.measure import blockstats, workloads
+from fsyncprobe.measure import blockstats, safety, workloads
 from fsyncprobe.measure.failures import as_measure_error
 from fsyncprobe.measure.loop import ProgressCallback, Recorder, run_phase
 from fsyncprobe.measure.types import BenchParams, BenchResult, SchedProbeResult, StallSummary
@@ -95,22 +95,18 @@ def check_target(path: str) -> str:
 
 def target(path: str, real_path: str, snapshot: Snapshot | None) -> Target:
     """The measured filesystem of `path` (already checked: `check_target` gave `real_path`), from
-    the run's device snapshot when there is one, else from mountinfo; pseudo filesystems are
-    refused here, before anything is written."""
+    the run's device snapshot when there is one, else from mountinfo; pmxcfs and pseudo
+    filesystems are refused here, before anything is written (`safety.refuse_unsafe`)."""
     if snapshot is not None:
-        mountpoint, fstype = snapshot.mount.mountpoint, snapshot.mount.fstype
+        mountpoint, fstype, source = snapshot.mount.mountpoint, snapshot.mount.fstype, snapshot.mount.source
         devices = blockstats.devices_of(snapshot)
     else:
         try:
             entry = mount_of(real_path)
         except OSError as exc:
             raise MeasureError(f"{path}: cannot find its mount: {exc}") from None
-        mountpoint, fstype, devices = entry.mountpoint, entry.fstype, ()
-    if fstype in PSEUDO_FSTYPES:
-        raise MeasureError(
-            f"{path} is on {fstype} at {mountpoint}, a kernel interface, not a disk: "
-            "give a directory on the filesystem to measure"
-        )
+        mountpoint, fstype, source, devices = entry.mountpoint, entry.fstype, entry.source, ()
+    safety.refuse_unsafe(path, real_path, mountpoint, fstype, source)
     return Target(path=path, real_path=real_path, mountpoint=mountpoint, fstype=fstype, devices=devices)
 
 

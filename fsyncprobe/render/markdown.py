@@ -1,37 +1,50 @@
-"""`--format markdown`: for forum posts and PR comments (GitHub-flavoured tables via tabulate)."""
+"""`--format markdown`: for forum posts and PR comments (GitHub-flavoured tables via tabulate).
+
+Every text goes through `_md` (`literal.markdown`: control characters visible, Markdown's markup
+characters escaped), and tabulate is told not to read numbers in cells, so a host name `1e3` stays
+`1e3` (issue 14)."""
 
 from __future__ import annotations
 
-from tabulate import tabulate
+from collections.abc import Iterable, Sequence
+
+from tabulate import tabulate as _tabulate
 
 from fsyncprobe.render import rows
+from fsyncprobe.render.literal import markdown as _md
 from fsyncprobe.report.types import Report
+
+
+def tabulate(body: Iterable[Sequence[str]], headers: Sequence[str], tablefmt: str = "github") -> str:
+    """A GitHub table of literal cells."""
+    return _tabulate([[_md(c) for c in row] for row in body], headers=list(headers), tablefmt=tablefmt,
+                     disable_numparse=True)
 
 
 def render(report: Report) -> str:
     """The report as Markdown sections."""
-    out: list[str] = [f"## fsyncprobe {report.command} on `{report.hostname}`", ""]
+    out: list[str] = [f"## fsyncprobe {_md(report.command)} on {_md(report.hostname)}", ""]
     if report.model is not None and report.model.answers is not None:
         out += ["### Answers", "", tabulate(rows.answer_rows(report.model), headers=["", ""], tablefmt="github"), ""]
     if report.verdict is not None:
 
         v = report.verdict
-        out += [f"**Verdict: {rows.headline(v)}**", ""]
+        out += [f"**Verdict: {_md(rows.headline(v))}**", ""]
         if v.nodes:
             out += [tabulate(rows.node_rows(v), headers=["node", "level", "report"], tablefmt="github"), ""]
         out += [tabulate(rows.finding_rows(v), headers=["level", "finding", "measured (limit)",
                                                                 "why → what to do"], tablefmt="github"), ""]
     for b in report.benches:
-        out.append(f"### {rows.bench_title(b)}")
+        out.append(f"### {_md(rows.bench_title(b))}")
         out.append("")
         out.append(tabulate(rows.bench_rows(b), headers=["", ""], tablefmt="github"))
         out.append("")
         for note in b.notes:
-            out.append(f"> note: {note}")
+            out.append(f"> note: {_md(note)}")
         if b.notes:
             out.append("")
     if report.device is not None:
-        out += [f"### {rows.device_title(report.device)}", "",
+        out += [f"### {_md(rows.device_title(report.device))}", "",
                 tabulate(rows.device_rows(report.device), headers=["", ""], tablefmt="github"), ""]
     if report.live_ring is not None:
         out += ["### Live ring (corosync-cmapctl)", "",
@@ -46,9 +59,9 @@ def render(report: Report) -> str:
                                                            "false losses"], tablefmt="github"), ""]
         out += ["#### Assumptions", "",
                 tabulate(rows.assumption_rows(m), headers=["name", "value", "source"], tablefmt="github"), ""]
-        out += [f"- model: {w}" for w in m.warnings]
+        out += [f"- model: {_md(w)}" for w in m.warnings]
         if m.warnings:
             out.append("")
     for w in report.warnings:
-        out.append(f"- warning: {w}")
+        out.append(f"- warning: {_md(w)}")
     return "\n".join(out).rstrip() + "\n"

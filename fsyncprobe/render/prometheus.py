@@ -11,7 +11,9 @@ everything in one registry):
 - every sample of a family has the same label names (client_golang refuses a family with
   inconsistent label dimensions) and no two samples share name and labels (duplicates are refused);
 - no sample timestamps (the textfile collector rejects them); the report's time is a gauge;
-- label values escape `\\`, `"` and newlines; HELP text escapes `\\` and newlines;
+- label values escape `\\`, `"` and newlines; HELP text escapes `\\` and newlines; a label value
+  from outside (a path, a host name) is first shown literally (`literal.shown`: no raw control
+  character, no bytes that are not UTF-8, which the text format requires; issue 14);
 - seconds and base units in names (`_seconds`, `_per_second`), as the naming guide asks.
 """
 
@@ -22,14 +24,15 @@ import math
 from collections.abc import Iterable
 
 from fsyncprobe.measure.types import BenchResult
+from fsyncprobe.render.literal import shown
 from fsyncprobe.report.types import Report
 
 Labels = tuple[tuple[str, str], ...]
 
 
 def escape_label(value: str) -> str:
-    """A label value as the text format wants it."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    """A label value as the text format wants it, shown literally."""
+    return shown(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def _escape_help(text: str) -> str:

@@ -1,4 +1,8 @@
-"""`--format table`: rich tables for a person at a terminal."""
+"""`--format table`: rich tables for a person at a terminal.
+
+Every string reaches rich as a `Text` made by `_lit` (rich never reads markup or emoji codes in
+a `Text`), after `literal.shown` has made its control characters visible: a path named
+`[bold red]x[/]` is shown as that, not as a red `x` (issue 14)."""
 
 from __future__ import annotations
 
@@ -10,8 +14,14 @@ from rich.table import Table
 from rich.text import Text
 
 from fsyncprobe.render import rows
+from fsyncprobe.render.literal import shown
 from fsyncprobe.report.types import Report
 from fsyncprobe.ring.types import ModelReport
+
+
+def _lit(text: str) -> Text:
+    """`text` as rich shows it literally: control characters visible, no markup read."""
+    return Text(shown(text))
 
 
 def render(report: Report, width: int = 100) -> str:
@@ -24,25 +34,25 @@ def render(report: Report, width: int = 100) -> str:
     if report.verdict is not None:
         _verdict_table(console, report)
     for b in report.benches:
-        t = Table(title=rows.bench_title(b), show_header=False, title_justify="left", box=None, padding=(0, 2))
+        t = Table(title=_lit(rows.bench_title(b)), show_header=False, title_justify="left", box=None, padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()
         for label, value in rows.bench_rows(b):
-            t.add_row(label, value)
+            t.add_row(_lit(label), _lit(value))
         spark = rows.timeline_line(b)
         if spark:
-            t.add_row("per second", spark)
+            t.add_row(_lit("per second"), _lit(spark))
         console.print(t)
         for note in b.notes:
-            console.print(f"note: {note}")
+            console.print(_lit(f"note: {note}"))
         console.print()
     if report.device is not None:
-        t = Table(title=rows.device_title(report.device), show_header=False, title_justify="left", box=None,
+        t = Table(title=_lit(rows.device_title(report.device)), show_header=False, title_justify="left", box=None,
                   padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()
         for label, value in rows.device_rows(report.device):
-            t.add_row(label, value)
+            t.add_row(_lit(label), _lit(value))
         console.print(t)
         console.print()
     if report.live_ring is not None:
@@ -51,13 +61,13 @@ def render(report: Report, width: int = 100) -> str:
         t.add_column(style="bold")
         t.add_column()
         for label, value in rows.live_ring_rows(report.live_ring):
-            t.add_row(Text(label), Text(value))
+            t.add_row(_lit(label), _lit(value))
         console.print(t)
         console.print()
     if report.model is not None:
         _model_tables(console, report)
     for w in report.warnings:
-        console.print(f"warning: {w}")
+        console.print(_lit(f"warning: {w}"))
     return buf.getvalue().rstrip() + "\n"
 
 
@@ -67,7 +77,7 @@ def _answers_table(console: Console, m: ModelReport) -> None:
     t.add_column(style="bold", no_wrap=True)
     t.add_column()
     for label, value in rows.answer_rows(m):
-        t.add_row(label, Text(value))
+        t.add_row(_lit(label), _lit(value))
     console.print(t)
     console.print()
 
@@ -80,7 +90,7 @@ def _model_tables(console: Console, report: Report) -> None:
     t.add_column(style="bold")
     t.add_column()
     for label, value in rows.model_rows(m):
-        t.add_row(label, value)
+        t.add_row(_lit(label), _lit(value))
     console.print(t)
     console.print()
     for title, headers, body in (
@@ -92,11 +102,11 @@ def _model_tables(console: Console, report: Report) -> None:
         for h in headers:
             tt.add_column(h, style="bold" if h == headers[0] else None)
         for row in body:
-            tt.add_row(*row)
+            tt.add_row(*(_lit(cell) for cell in row))
         console.print(tt)
         console.print()
     for w in m.warnings:
-        console.print(f"model: {w}")
+        console.print(_lit(f"model: {w}"))
 
 
 def _verdict_table(console: Console, report: Report) -> None:
@@ -104,19 +114,19 @@ def _verdict_table(console: Console, report: Report) -> None:
 
     v = report.verdict
     assert v is not None
-    console.print(Text(f"VERDICT: {rows.headline(v)}"))
+    console.print(_lit(f"VERDICT: {rows.headline(v)}"))
     if v.nodes:
         tn = Table(title="Nodes", title_justify="left", box=None, padding=(0, 2))
         for h in ("node", "level", "report"):
             tn.add_column(h)
         for node_row in rows.node_rows(v):
-            tn.add_row(*(Text(cell) for cell in node_row))
+            tn.add_row(*(_lit(cell) for cell in node_row))
         console.print(tn)
     # One block per finding rather than a four-column table: the reasons are sentences, and a
     # narrow column would break them into a word per line.
     for f in v.findings:
         node = f"[{f.node}] " if f.node else ""
-        console.print(Text(f"{f.level.value.upper():<5} {node}{f.title}"))
+        console.print(_lit(f"{f.level.value.upper():<5} {node}{f.title}"))
         lines = []
         if f.measured or f.threshold:
             lines.append(f"measured: {f.measured or '—'}" + (f"; limit: {f.threshold}" if f.threshold else ""))
@@ -125,7 +135,7 @@ def _verdict_table(console: Console, report: Report) -> None:
             lines.append(f"do: {f.advice}")
         for line in lines:
             # textwrap rather than rich.Padding: Padding pads every line with trailing spaces.
-            wrapped = textwrap.fill(line, width=max(40, console.width - 1), initial_indent=" " * 6,
+            wrapped = textwrap.fill(shown(line), width=max(40, console.width - 1), initial_indent=" " * 6,
                                     subsequent_indent=" " * 6, break_on_hyphens=False)
             console.print(Text(wrapped), soft_wrap=True)
     console.print()
