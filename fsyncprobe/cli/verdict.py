@@ -56,7 +56,8 @@ def verdict(
             report = pipeline.verdict(
                 path, profile_name, duration, warmup, sched_probe,
                 Gates(min_ops_per_s=min_ops, max_p99_ns=max_p99, strict=strict),
-                ring_settings(nodes, token_ms, conf_path, no_corosync_conf, coupling, no_live_ring), fb, allow_concurrent,
+                ring_settings(nodes, token_ms, conf_path, no_corosync_conf, coupling, no_live_ring), fb,
+                allow_concurrent,
             )
         except pipeline.PartialRun as exc:
             emit(exc.report, out_format, output)
