@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from fsyncprobe.measure.nodelock import ENV_LOCK_FILE
 from tests import realfs, ringkit
 
 requires_root = pytest.mark.skipif(not realfs.is_root(), reason="needs root for loop devices, mounts and cgroups")
@@ -43,3 +45,19 @@ def ramfs(tmp_path: Path) -> Iterator[Path]:
 def make_ring(tmp_path: Path) -> Iterator[Callable[..., ringkit.Ring]]:
     """Start real Corosync rings in network namespaces (tests/ringkit.py); all removed afterwards."""
     yield from ringkit.make_ring_fixture(tmp_path)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_node_lock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every run the suite starts takes the one-measurement-per-node lock in a file of this test
+    session's (fsyncprobe/measure/nodelock.py, `$FSYNCPROBE_LOCK_FILE`), not /run's: the suite writes
+    nothing outside its temp dirs, and two suites on one machine do not turn each other's runs
+    into "another measurement is running" (the tests of the lock name their own files)."""
+    lock = tmp_path_factory.mktemp("nodelock") / "fsyncprobe.lock"
+    saved = os.environ.get(ENV_LOCK_FILE)
+    os.environ[ENV_LOCK_FILE] = str(lock)
+    yield
+    if saved is None:
+        os.environ.pop(ENV_LOCK_FILE, None)
+    else:
+        os.environ[ENV_LOCK_FILE] = saved

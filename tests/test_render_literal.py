@@ -153,7 +153,10 @@ def test_no_output_shows_another_path(ramfs: Path, name: bytes) -> None:
     assert_clean_bytes(table.stderr)
     assert re.sub(r"\s", "", shown(real)) in re.sub(r"\s", "", text)  # the real table is 100 columns: it wraps
     md = _run("bench", real, "-f", "markdown", *QUICK)
-    assert markdown(real) in assert_clean_bytes(md.stdout)
+    # as a cell of its own, or inside a title ("pveperf on PATH (tmpfs at ...)"), where a space at
+    # its ends is not at the cell's end and stays a space
+    md_text = assert_clean_bytes(md.stdout)
+    assert markdown(real) in md_text or markdown(f"x{real}x")[1:-1] in md_text
     with open(os.path.join(base, "r.json"), "w", encoding="utf-8") as f:
         f.write(out)
     loaded = load_report(os.path.join(base, "r.json"))
