@@ -12,6 +12,8 @@ from fsyncprobe.measure.types import BenchResult
 from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.stats.summary import LatencySummary
 from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_size
+from fsyncprobe.verdict import plp
+from fsyncprobe.verdict.rules import SYNC_PER_OP_WORKLOADS
 from fsyncprobe.verdict.types import Finding, Verdict
 
 
@@ -56,7 +58,8 @@ def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
         cache = f", cache: {d.write_cache}" if d.write_cache else ""
         fua = ", FUA" if d.fua else ""
         what = f"wrote {format_size(d.write_bytes)} in {d.write_ops:,} requests ({d.role}{cache}{fua})"
-        rows.append((f"device {d.device}", what))
+        flushes = plp.flush_text(d, b.ops if b.params.workload in SYNC_PER_OP_WORKLOADS else None)
+        rows.append((f"device {d.device}", what + (f"; {flushes}" if flushes else "")))
     if b.sched_probe is not None:
         sp = b.sched_probe
         rows.append(
