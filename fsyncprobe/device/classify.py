@@ -273,6 +273,18 @@ def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, li
     return DeviceClass.UNKNOWN, Confidence.LOW, ev or [f"{name}: no usable facts"]
 
 
+# udev properties worth showing as evidence, most telling first (set by udev's rules and builtins:
+# 60-persistent-storage.rules, ata_id, scsi_id, path_id, blkid), never by the kernel's uevent.
+_UDEV_EVIDENCE_KEYS = ("ID_BUS", "ID_VENDOR", "ID_MODEL", "ID_SERIAL", "ID_PATH", "ID_ATA_ROTATION_RATE_RPM",
+                       "ID_WWN", "ID_TYPE", "ID_FS_TYPE", "ID_PART_TABLE_TYPE")
+
+
+def _udev_evidence(props: dict[str, str]) -> list[str]:
+    """One evidence line with the udev properties of the leaf, when udev recorded any."""
+    seen = [f"{k}={props[k]}" for k in _UDEV_EVIDENCE_KEYS if props.get(k)]
+    return ["udev: " + ", ".join(seen[:6])] if seen else []
+
+
 def _fs_leaf(m: MountInfo) -> LeafDevice:
     if m.fstype in RAM_FSTYPES:
         return LeafDevice(
@@ -299,6 +311,7 @@ def classify(snapshot: Snapshot) -> DeviceReport:
         cls, conf, ev = classify_chain(chain)
         disk = _disk(chain)
         props = _props(chain)
+        ev += _udev_evidence(props)
         stack = snapshot.stacks[i] if i < len(snapshot.stacks) else (disk.sys_name,)
         model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), None)
         rot = _attr(disk, "queue/rotational")
@@ -314,7 +327,8 @@ def classify(snapshot: Snapshot) -> DeviceReport:
         if len(st) > 1:
             path_ev.append("stack " + " -> ".join(st))
     if not snapshot.udev:
-        path_ev.append("udev properties unavailable (no /run/udev/data): classified from sysfs alone")
+        path_ev.append("udev properties unavailable (no /run/udev/data, or no udev record of these devices): "
+                       "classified from sysfs alone")
     warnings = list(snapshot.warnings)
     if not leaves:
         leaves.append(LeafDevice(name=snapshot.mount.source or "?", device_class=DeviceClass.UNKNOWN,
