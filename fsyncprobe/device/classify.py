@@ -327,8 +327,8 @@ def classify(snapshot: Snapshot) -> DeviceReport:
         if len(st) > 1:
             path_ev.append("stack " + " -> ".join(st))
     if not snapshot.udev:
-        path_ev.append("udev properties unavailable (no /run/udev/data, or no udev record of these devices): "
-                       "classified from sysfs alone")
+        # No /run/udev/data, or a database without these devices: either way nothing but sysfs.
+        path_ev.append("udev properties unavailable (no udev record of these devices): classified from sysfs alone")
     warnings = list(snapshot.warnings)
     if not leaves:
         leaves.append(LeafDevice(name=snapshot.mount.source or "?", device_class=DeviceClass.UNKNOWN,
