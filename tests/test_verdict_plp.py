@@ -11,7 +11,7 @@ import pytest
 from fsyncprobe.device.types import DeviceClass
 from fsyncprobe.measure.blockstats import parse_flushes
 from fsyncprobe.measure.types import BenchResult, DeviceWrites, Workload
-from fsyncprobe.verdict import plp, rules
+from fsyncprobe.verdict import plp, profiles, rules
 from fsyncprobe.verdict.types import Finding, Level
 from tests.factories import bench, device
 
@@ -125,3 +125,21 @@ def test_flush_text() -> None:
     none = _with_flushes(b, 0, 0, cache="write through").device_writes[0]
     assert plp.flush_text(none, b.ops) == "no flushes: the device says write through, so the kernel sends none"
     assert plp.flush_text(replace(d, flush_ops=None, flush_time_ns=None), b.ops) is None
+
+
+def test_a_bench_report_shows_each_leafs_hint_and_its_limits() -> None:
+    from fsyncprobe.render import markdown, table
+    from fsyncprobe.report.types import Report
+
+    b = bench(Workload.APPEND, 400.0)
+    b = _with_flushes(b, b.ops, 2 * MS)
+    report = Report(command="bench", tool_version="0", created_utc="2026-12-02T00:00:00+00:00", hostname="h",
+                    benches=(b,), device=device(DeviceClass.SATA_SSD))
+    for text in (table.render(report, width=400), markdown.render(report)):
+        line = next(x for x in text.splitlines() if "power-loss protection" in x)
+        assert "write back sata-ssd with 2.00 ms flushes: consumer-class" in line, line
+        assert "only a power-cut test" in line
+        assert "(1.00 per sync), mean 2.00 ms" in text
+    verdict_like = replace(report, command="verdict",
+                           verdict=rules.evaluate(profiles.load("etcd"), (b,), report.device, None))
+    assert "  power-loss protection" not in table.render(verdict_like, width=400)  # a finding there instead
