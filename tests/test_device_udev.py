@@ -2,7 +2,8 @@
 tools/test.sh), started by this test in the foreground and stopped by its pid, processes the devices
 the test names (`udevadm trigger --settle`), so /run/udev/data holds their records; then
 `fsyncprobe device` on the virtio root disk, a loop ext4 and a partitioned loop device must report
-udev properties as evidence and the same class as the sysfs-only path gave before udevd started.
+udev properties as evidence and the same class, leaves and stacks as the sysfs-only path (the same
+collection with no udev context, whatever udev the machine has).
 
 The daemon is shared with everything else on the machine while it runs (it would act on loop
 devices other tests attach), so it is kept to the test: it is triggered only for this test's
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from fsyncprobe.device import describe, stack
+from fsyncprobe.report.codec import to_jsonable
 from tests import realfs
 from tests.cli_helpers import fsyncprobe
 from tests.test_device_realstack import _kname, _partition_node, _sparse
@@ -98,7 +101,14 @@ def _device(path: str) -> dict:
     return json.loads(proc.stdout)["device"]
 
 
-def test_udev_properties_on_the_virtio_disk_and_loop_devices(tmp_path: Path) -> None:
+def _sysfs_only(path: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The sysfs-only path, whatever udev the machine has: no udev context at all."""
+    with monkeypatch.context() as m:
+        m.setattr(stack, "_udev_context", lambda: None)
+        return json.loads(json.dumps(to_jsonable(describe(path))))
+
+
+def test_udev_properties_on_the_virtio_disk_and_loop_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     there_before = {p: os.path.lexists(p) for p in CREATED_BY_UDEV}
     image = _sparse(tmp_path / "parted.img", 64)
     subprocess.run(["sfdisk", "-q", str(image)], input="label: dos\n,24M\n,\n", text=True, capture_output=True,
@@ -108,13 +118,14 @@ def test_udev_properties_on_the_virtio_disk_and_loop_devices(tmp_path: Path) -> 
         realfs.run("mkfs.ext4", "-q", "-F", part)
         with realfs.mounted(part, tmp_path / "part-mnt") as part_mnt:
             targets = {"/": "/", "loop ext4": str(fs.mountpoint), "partitioned loop": str(part_mnt)}
-            without = {k: _device(p) for k, p in targets.items()}
+            without = {k: _sysfs_only(p, monkeypatch) for k, p in targets.items()}
             root_leaf = without["/"]["leaves"][0]["name"]
             names = [root_leaf, fs.kernel_name, _kname(dev), f"{_kname(dev)}p2"]
             with udevd_for(names):
                 with_udev = {k: _device(p) for k, p in targets.items()}
     for key in targets:
         before, after = without[key], with_udev[key]
+        print(key, "->", after["device_class"], after["leaves"][0]["evidence"])
         assert not before["udev"], (key, before["evidence"])
         assert any("sysfs alone" in e for e in before["evidence"]), key
         assert after["udev"], (key, after["evidence"])
