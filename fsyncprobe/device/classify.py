@@ -111,9 +111,11 @@ def _cloud_volume(chain: tuple[Node, ...], props: dict[str, str]) -> _Verdict | 
     return None
 
 
-def _nvme_fabric(chain: tuple[Node, ...]) -> _Verdict | None:
+def _nvme_fabric(chain: tuple[Node, ...], name: str) -> _Verdict | None:
     """NVMe over Fabrics: the controller's `transport` attribute, else its NVME_TRTYPE udev/uevent
     property (a dump may carry one without the other), else an `nvme-fabrics` ancestor."""
+    if not (name.startswith("nvme") or any(n.subsystem in ("nvme", "nvme-subsystem", "nvme-fabrics") for n in chain)):
+        return None
     transport = next((t for n in chain if (t := _attr(n, "transport"))), None)
     source = "controller transport"
     if transport is None:
@@ -195,7 +197,7 @@ def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, li
     cloud = _cloud_volume(chain, props)
     if cloud is not None:
         return cloud
-    fabric = _nvme_fabric(chain)
+    fabric = _nvme_fabric(chain, name)
     if fabric is not None:
         return fabric
     hypervisor = _hypervisor(chain, props, name)
