@@ -143,3 +143,10 @@ def test_a_bench_report_shows_each_leafs_hint_and_its_limits() -> None:
     verdict_like = replace(report, command="verdict",
                            verdict=rules.evaluate(profiles.load("etcd"), (b,), report.device, None))
     assert "  power-loss protection" not in table.render(verdict_like, width=400)  # a finding there instead
+
+
+def test_write_through_virtual_disk_names_the_hypervisor_cache_mode() -> None:
+    b = _with_flushes(bench(Workload.APPEND, 3000.0), 0, 0, cache="write through", name="vda")
+    (f,) = _rule(rules.flush_findings(device(DeviceClass.VIRTUAL, "write through", name="vda"), (b,)),
+                 "flushes-write-through")
+    assert f.level is Level.PASS and "cache=writethrough" in f.reason

@@ -251,6 +251,10 @@ def flush_findings(device: DeviceReport | None, benches: tuple[BenchResult, ...]
                 elif doubtful:
                     why = "; a USB, SD or spinning drive that says so may be misreporting a volatile cache"
                     advice = "check that the drive really has no volatile cache, or restore write back"
+                elif leaf is not None and leaf.device_class is DeviceClass.VIRTUAL:
+                    why = ("; a virtual disk says so when the hypervisor writes every request through to the host's "
+                           "storage (QEMU cache=writethrough or directsync)")
+                    advice = None
                 else:
                     why = "; drives with power-loss protection say so honestly"
                     advice = None
