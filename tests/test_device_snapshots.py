@@ -21,7 +21,7 @@ SNAPSHOTS = sorted((Path(__file__).parent / "snapshots").glob("*.json"))
 
 
 def test_every_class_has_a_snapshot() -> None:
-    wanted = {c.value for c in DeviceClass} - {"sas-ssd", "network-block"}
+    wanted = {c.value for c in DeviceClass} - {"sas-ssd"}
     seen = {json.loads(p.read_text())["expect"]["class"] for p in SNAPSHOTS}
     assert wanted - {"unknown"} <= seen, wanted - seen
 

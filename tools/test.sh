@@ -16,6 +16,7 @@ APT_PACKAGES=(
   gcc libc6-dev                 # bench/syncloop.c, the C loop bench/compare.py's limit case builds
   corosync iproute2             # a real Corosync ring in network namespaces (ip netns, tc netem)
   procps kmod
+  udev                          # a real systemd-udevd the device tests start and stop (tests/test_device_udev.py)
   prometheus-node-exporter      # the real textfile-collector parser for --format prometheus
   ansible-core                  # contrib/ansible/collect.yml, run against localhost
   bindfs                        # a real FUSE filesystem at /etc/pve (pmxcfs refusal) and of type fuse.glusterfs

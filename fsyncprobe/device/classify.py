@@ -61,6 +61,115 @@ def _attr(node: Node, name: str) -> str | None:
     return node.attributes.get(name)
 
 
+# Cloud block volumes, by the model or serial their platform gives them (underscores read as spaces:
+# udev's ID_MODEL/ID_SERIAL replace blanks). Whether such a volume is `network-block` or `virtual`
+# is its nature: a network volume's flush crosses the network, a host-local disk's does not.
+_CLOUD_VOLUMES: tuple[tuple[re.Pattern[str], DeviceClass, str], ...] = (
+    (re.compile(r"^Amazon Elastic Block Store", re.IGNORECASE), DeviceClass.NETWORK_BLOCK,
+     "AWS EBS volume: network-attached block storage that Nitro exposes as an NVMe controller (AWS EC2 user "
+     "guide, \"Amazon EBS and NVMe\"); its flushes cross the network"),
+    (re.compile(r"^MSFT NVMe Accelerator", re.IGNORECASE), DeviceClass.NETWORK_BLOCK,
+     "Azure remote (managed) disk behind the MSFT NVMe Accelerator (Azure/azure-vm-utils udev/80-azure-disk.rules: "
+     "azure_disk_nvme_remote_v1); its flushes cross the network"),
+    (re.compile(r"^(Google )?PersistentDisk|^nvme_card-pd$", re.IGNORECASE), DeviceClass.NETWORK_BLOCK,
+     "Google Persistent Disk (GoogleCloudPlatform/guest-configs src/lib/udev/google_nvme_id: controller "
+     "nvme_card-pd, ID_SERIAL Google_PersistentDisk_*): network block storage; its flushes cross the network"),
+    (re.compile(r"^Microsoft NVMe Direct Disk", re.IGNORECASE), DeviceClass.VIRTUAL,
+     "Azure local (temporary) NVMe disk (Azure/azure-vm-utils udev/80-azure-disk.rules: azure_disk_nvme_direct): "
+     "on the host, presented by the hypervisor, not a network volume"),
+    (re.compile(r"^nvme_card\d*$|^Google EphemeralDisk", re.IGNORECASE), DeviceClass.VIRTUAL,
+     "Google Local SSD behind the hypervisor's emulated NVMe controller nvme_card (GoogleCloudPlatform/guest-configs "
+     "65-gce-disk-naming.rules: Google_EphemeralDisk): host-local, not a network volume"),
+)
+
+# PCI vendor IDs of hypervisors' and clouds' emulated controllers (the PCI ID repository, pci.ids):
+# a passed-through physical NVMe keeps its maker's ID (0x144d Samsung, 0x8086 Intel...).
+_VIRTUAL_PCI_VENDORS = {
+    "0x1af4": "Red Hat virtio", "0x1b36": "Red Hat (QEMU)", "0x15ad": "VMware", "0x80ee": "VirtualBox",
+    "0x5853": "Xen", "0x1414": "Microsoft (Hyper-V/Azure)", "0x1d0f": "Amazon (Nitro)", "0x1ae0": "Google",
+}
+
+# Transports of NVMe over Fabrics (drivers/nvme/host/core.c nvme_class_uevent puts the controller's
+# ops->name into NVME_TRTYPE; the sysfs `transport` attribute says the same): the namespace is remote.
+_FABRIC_TRANSPORTS = ("tcp", "rdma", "fc")
+
+_Verdict = tuple[DeviceClass, Confidence, list[str]]
+
+
+def _norm(value: str) -> str:
+    return value.replace("_", " ").strip()
+
+
+def _cloud_volume(chain: tuple[Node, ...], props: dict[str, str]) -> _Verdict | None:
+    """A cloud platform's block volume, by its model or serial (before the `nvme` name is looked at)."""
+    seen = [(k, props[k]) for k in ("ID_MODEL", "ID_SERIAL") if props.get(k)]
+    seen += [(f"{n.sys_name} model", m) for n in chain if (m := _attr(n, "model"))]
+    for key, value in seen:
+        for pattern, cls, why in _CLOUD_VOLUMES:
+            if pattern.search(value.strip()) or pattern.search(_norm(value)):
+                return cls, Confidence.HIGH, [f"{key} {value!r}: {why}"]
+    return None
+
+
+def _nvme_fabric(chain: tuple[Node, ...], name: str) -> _Verdict | None:
+    """NVMe over Fabrics: the controller's `transport` attribute, else its NVME_TRTYPE udev/uevent
+    property (a dump may carry one without the other), else an `nvme-fabrics` ancestor."""
+    if not (name.startswith("nvme") or any(n.subsystem in ("nvme", "nvme-subsystem", "nvme-fabrics") for n in chain)):
+        return None
+    transport = next((t for n in chain if (t := _attr(n, "transport"))), None)
+    source = "controller transport"
+    if transport is None:
+        transport = next((t for n in chain if (t := n.properties.get("NVME_TRTYPE"))), None)
+        source = "NVME_TRTYPE"
+    fabrics = next((n.sys_name for n in chain if n.subsystem == "nvme-fabrics"), None)
+    if transport in _FABRIC_TRANSPORTS:
+        ev = [f"NVMe over {transport} ({source}={transport})"]
+        traddr = next((a for n in chain if (a := n.properties.get("NVME_TRADDR"))), None)
+        if traddr:
+            ev.append(f"target address {traddr}")
+        if fabrics:
+            ev.append(f"controller under the nvme-fabrics device {fabrics}")
+        ev.append("a fabric-attached namespace is remote, often shared storage: its flushes cross the fabric")
+        return DeviceClass.NETWORK_BLOCK, Confidence.HIGH, ev
+    if transport == "loop":
+        return DeviceClass.UNKNOWN, Confidence.LOW, [
+            "NVMe over the loop transport: a local nvmet target whose backing device is not visible from here"]
+    if fabrics and not transport:
+        return DeviceClass.NETWORK_BLOCK, Confidence.MEDIUM, [
+            f"controller under the nvme-fabrics device {fabrics} (NVMe over Fabrics; transport not recorded)"]
+    return None
+
+
+def _hypervisor(chain: tuple[Node, ...], props: dict[str, str], name: str) -> _Verdict | None:
+    """A disk a hypervisor emulates or paravirtualises: its driver, bus, VMBus path, PCI vendor, model."""
+    for node in chain:
+        if node.driver in _VIRTUAL_DRIVERS:
+            what = _VIRTUAL_DRIVERS[node.driver]
+            return DeviceClass.VIRTUAL, Confidence.HIGH, [f"{what} device ({node.sys_name}, driver {node.driver})"]
+        if node.subsystem in _VIRTUAL_SUBSYSTEMS:
+            what = _VIRTUAL_SUBSYSTEMS[node.subsystem]
+            return DeviceClass.VIRTUAL, Confidence.HIGH, [f"{what} ancestor at {node.sys_name}"]
+    id_path = props.get("ID_PATH", "")
+    if "VMBUS" in id_path.upper():
+        # udev's path_id names Hyper-V storvsc disks acpi-VMBUS:NN-... (src/udev/udev-builtin-path_id.c)
+        return DeviceClass.VIRTUAL, Confidence.HIGH, [f"Hyper-V VMBus disk: ID_PATH={id_path}"]
+    for node in chain:
+        vendor_id = _attr(node, "vendor") if node.subsystem == "pci" else None
+        if vendor_id in _VIRTUAL_PCI_VENDORS:
+            return DeviceClass.VIRTUAL, Confidence.MEDIUM, [
+                f"PCI device {node.sys_name} from vendor {vendor_id} ({_VIRTUAL_PCI_VENDORS[vendor_id]}): "
+                "an emulated or cloud controller; its model would say whether the volume is local or remote"]
+    if re.match(r"^(vd[a-z]|xvd[a-z])", name):
+        return DeviceClass.VIRTUAL, Confidence.MEDIUM, [f"name {name} is a paravirtual disk's"]
+    model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), "")
+    vendor = props.get("ID_VENDOR") or next(
+        (v for n in chain if n.subsystem != "pci" and (v := _attr(n, "vendor"))), "")
+    if _VIRTUAL_MODELS.search(model) or _VIRTUAL_VENDORS.match(vendor):
+        what = f"vendor {vendor!r}, model {model!r}" if vendor else f"model {model!r}"
+        return DeviceClass.VIRTUAL, Confidence.HIGH, [f"hypervisor's emulated disk: {what}"]
+    return None
+
+
 def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, list[str]]:
     """Class, confidence and evidence of one physical leaf."""
     props = _props(chain)
@@ -83,35 +192,26 @@ def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, li
             ev.append(f"mmc ancestor at {node.sys_name}" + (f" (type {kind})" if kind else ""))
             return DeviceClass.SD, Confidence.HIGH, ev
 
+    # Hypervisor, cloud and fabric evidence comes before the `nvme` name: a cloud volume or a SAN
+    # namespace reaches the guest through an NVMe controller too (issue 13).
+    cloud = _cloud_volume(chain, props)
+    if cloud is not None:
+        return cloud
+    fabric = _nvme_fabric(chain, name)
+    if fabric is not None:
+        return fabric
+    hypervisor = _hypervisor(chain, props, name)
+    if hypervisor is not None:
+        return hypervisor
+
     if name.startswith("nvme") or any(n.subsystem in ("nvme", "nvme-subsystem") for n in chain):
-        transports = [t for n in chain if (t := _attr(n, "transport"))]
-        transport = transports[0] if transports else None
+        transport = next((t for n in chain if (t := _attr(n, "transport"))), None)
         subsys = next((n.sys_name for n in chain if n.subsystem == "nvme-subsystem"), None)
-        if transport in ("tcp", "rdma", "fc"):
-            return DeviceClass.NETWORK_BLOCK, Confidence.HIGH, [f"NVMe over {transport} (controller transport)"]
         ev.append(f"NVMe namespace {name}" + (f", controller transport={transport}" if transport else ""))
         if subsys:
             ev.append(f"native multipath under nvme-subsystem {subsys}: still NVMe")
+        ev.append("no hypervisor, cloud or fabric evidence on its chain")
         return DeviceClass.NVME, Confidence.HIGH, ev
-
-    for node in chain:
-        if node.driver in _VIRTUAL_DRIVERS:
-            what = _VIRTUAL_DRIVERS[node.driver]
-            return DeviceClass.VIRTUAL, Confidence.HIGH, [f"{what} device ({node.sys_name}, driver {node.driver})"]
-        if node.subsystem in _VIRTUAL_SUBSYSTEMS:
-            what = _VIRTUAL_SUBSYSTEMS[node.subsystem]
-            return DeviceClass.VIRTUAL, Confidence.HIGH, [f"{what} ancestor at {node.sys_name}"]
-    id_path = props.get("ID_PATH", "")
-    if "VMBUS" in id_path.upper():
-        # udev's path_id names Hyper-V storvsc disks acpi-VMBUS:NN-... (src/udev/udev-builtin-path_id.c)
-        return DeviceClass.VIRTUAL, Confidence.HIGH, [f"Hyper-V VMBus disk: ID_PATH={id_path}"]
-    if re.match(r"^(vd[a-z]|xvd[a-z])", name):
-        return DeviceClass.VIRTUAL, Confidence.MEDIUM, [f"name {name} is a paravirtual disk's"]
-    model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), "")
-    vendor = props.get("ID_VENDOR") or next((v for n in chain if (v := _attr(n, "vendor"))), "")
-    if _VIRTUAL_MODELS.search(model) or _VIRTUAL_VENDORS.match(vendor):
-        what = f"vendor {vendor!r}, model {model!r}" if vendor else f"model {model!r}"
-        return DeviceClass.VIRTUAL, Confidence.HIGH, [f"hypervisor's emulated disk: {what}"]
 
     if re.match(r"^(nbd|rbd|drbd)\d", name):
         return DeviceClass.NETWORK_BLOCK, Confidence.HIGH, [f"{re.sub(r'[0-9].*', '', name)} device {name}"]
@@ -146,6 +246,17 @@ def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, li
         elif props.get("ID_BUS") == "scsi" and "-sas-" in props.get("ID_PATH", ""):
             bus = "sas"
             ev.append(f"ID_PATH={props['ID_PATH']}")
+    elif bus == "sas":
+        # A SAS HBA (mpt3sas, drivers/scsi/mpt3sas) also takes SATA drives, reached through SATA
+        # tunnelling; libata-style SCSI vendor "ATA" and udev's ata_id (ID_BUS=ata, ID_ATA=1) say the
+        # drive itself speaks ATA, so it is judged as the SATA drive it is.
+        scsi_vendor = next((_attr(n, "vendor") for n in chain if n.subsystem == "scsi" and _attr(n, "vendor")), None)
+        ata = [f"ID_BUS={props['ID_BUS']}"] if props.get("ID_BUS") == "ata" else []
+        ata += ["ID_ATA=1"] if props.get("ID_ATA") == "1" else []
+        ata += ["SCSI vendor 'ATA'"] if scsi_vendor == "ATA" else []
+        if ata:
+            bus = "sata"
+            ev.append(f"SATA drive behind a SAS HBA: {', '.join(ata)}; judged by its ATA signals")
 
     rpm = props.get("ID_ATA_ROTATION_RATE_RPM")
     rotational = _attr(disk, "queue/rotational")
@@ -162,6 +273,18 @@ def classify_chain(chain: tuple[Node, ...]) -> tuple[DeviceClass, Confidence, li
         ev.insert(0, "queue/rotational=1 (weak: bridges and hypervisors report it for SSDs too)")
         return DeviceClass.HDD, (Confidence.MEDIUM if bus else Confidence.LOW), ev
     return DeviceClass.UNKNOWN, Confidence.LOW, ev or [f"{name}: no usable facts"]
+
+
+# udev properties worth showing as evidence, most telling first (set by udev's rules and builtins:
+# 60-persistent-storage.rules, ata_id, scsi_id, path_id, blkid), never by the kernel's uevent.
+_UDEV_EVIDENCE_KEYS = ("ID_BUS", "ID_VENDOR", "ID_MODEL", "ID_SERIAL", "ID_PATH", "ID_ATA_ROTATION_RATE_RPM",
+                       "ID_WWN", "ID_TYPE", "ID_FS_TYPE", "ID_PART_TABLE_TYPE")
+
+
+def _udev_evidence(props: dict[str, str]) -> list[str]:
+    """One evidence line with the udev properties of the leaf, when udev recorded any."""
+    seen = [f"{k}={props[k]}" for k in _UDEV_EVIDENCE_KEYS if props.get(k)]
+    return ["udev: " + ", ".join(seen[:6])] if seen else []
 
 
 def _fs_leaf(m: MountInfo) -> LeafDevice:
@@ -190,6 +313,7 @@ def classify(snapshot: Snapshot) -> DeviceReport:
         cls, conf, ev = classify_chain(chain)
         disk = _disk(chain)
         props = _props(chain)
+        ev += _udev_evidence(props)
         stack = snapshot.stacks[i] if i < len(snapshot.stacks) else (disk.sys_name,)
         model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), None)
         rot = _attr(disk, "queue/rotational")
@@ -205,7 +329,8 @@ def classify(snapshot: Snapshot) -> DeviceReport:
         if len(st) > 1:
             path_ev.append("stack " + " -> ".join(st))
     if not snapshot.udev:
-        path_ev.append("udev properties unavailable (no /run/udev/data): classified from sysfs alone")
+        # No /run/udev/data, or a database without these devices: either way nothing but sysfs.
+        path_ev.append("udev properties unavailable (no udev record of these devices): classified from sysfs alone")
     warnings = list(snapshot.warnings)
     if not leaves:
         leaves.append(LeafDevice(name=snapshot.mount.source or "?", device_class=DeviceClass.UNKNOWN,

@@ -126,7 +126,10 @@ def collect_node(directory: str, context: Any = None) -> Node:
             import pyudev
 
             dev = pyudev.Devices.from_sys_path(context, directory)
-            properties.update({k: str(v) for k, v in dev.properties.items()})
+            # Only a device udev has processed has a database record (/run/udev/data, with
+            # USEC_INITIALIZED); for any other pyudev would only repeat the uevent keys.
+            if dev.is_initialized:
+                properties.update({k: str(v) for k, v in dev.properties.items()})
         except Exception:  # a device that vanished, or one udev does not know
             pass
     return Node(
@@ -137,6 +140,11 @@ def collect_node(directory: str, context: Any = None) -> Node:
         attributes=attributes,
         properties=properties,
     )
+
+
+def has_udev_record(chain: tuple[Node, ...]) -> bool:
+    """Whether udev had processed any device of the chain (its database record gives USEC_INITIALIZED)."""
+    return any("USEC_INITIALIZED" in n.properties for n in chain)
 
 
 def collect_chain(block_name: str, context: Any = None, sys_root: str = SYS) -> tuple[Node, ...]:

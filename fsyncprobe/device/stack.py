@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fsyncprobe.device.facts import SYS, Snapshot, _udev_context, collect_chain, read_attribute
+from fsyncprobe.device.facts import SYS, Snapshot, _udev_context, collect_chain, has_udev_record, read_attribute
 from fsyncprobe.device.fstypes import NETWORK_FSTYPES, PSEUDO_FSTYPES, RAM_FSTYPES
 from fsyncprobe.device.mounts import MOUNTINFO, MountEntry, find_mount, mount_info, parse_mountinfo
 from fsyncprobe.device.types import MountInfo
@@ -202,7 +202,9 @@ def resolve(path: str, mountinfo_path: str = MOUNTINFO, sys_root: str = SYS) -> 
         chains=tuple(chains),
         stacks=tuple(kept),
         filesystems=tuple(dict.fromkeys(walk.filesystems)),
-        udev=context is not None,
+        # udev counts as present only where it recorded these devices: a /run/udev/data left by a
+        # udevd that never saw them gives nothing but the uevent keys sysfs already has.
+        udev=context is not None and any(has_udev_record(c) for c in chains),
         warnings=tuple(walk.warnings),
     )
 

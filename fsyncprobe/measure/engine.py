@@ -321,6 +321,7 @@ def _result(
     writes = blockstats.deltas(devices, before, after)
     notes = list(prepared.notes) if prepared else []
     notes += _notes_for_fstype(fstype)
+    notes += blockstats.flush_notes(writes, loop.ops)
     return BenchResult(
         params=params,
         mountpoint=mountpoint,

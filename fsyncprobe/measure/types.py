@@ -94,6 +94,13 @@ class DeviceWrites:
     """`queue/write_cache`: `write back` (volatile cache, flushes needed) or `write through`."""
     fua: bool | None
     """`queue/fua`: whether the device takes Force Unit Access writes."""
+    flush_ops: int | None = None
+    """Flush requests the device completed during the run (/proc/diskstats column 19,
+    Documentation/admin-guide/iostats.rst, Linux >= 5.5); None when the kernel does not count them or
+    the device is a partition (the block layer counts flushes on the whole disk)."""
+    flush_time_ns: int | None = None
+    """Time the device spent on those flushes (/proc/diskstats column 20, kept in whole milliseconds
+    by the kernel, so the run's total is within 1 ms); None when `flush_ops` is."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ def render(report: Report) -> str:
             out.append("")
     if report.device is not None:
         out += [f"### {_md(rows.device_title(report.device))}", "",
-                tabulate(rows.device_rows(report.device), headers=["", ""], tablefmt="github"), ""]
+                tabulate(rows.device_rows(report.device, report.benches if report.verdict is None else ()),
+                         headers=["", ""], tablefmt="github"), ""]
     if report.live_ring is not None:
         out += ["### Live ring (corosync-cmapctl)", "",
                 tabulate(rows.live_ring_rows(report.live_ring), headers=["", ""], tablefmt="github"), ""]

@@ -12,6 +12,8 @@ from fsyncprobe.measure.types import BenchResult
 from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.stats.summary import LatencySummary
 from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_size
+from fsyncprobe.verdict import plp
+from fsyncprobe.verdict.rules import SYNC_PER_OP_WORKLOADS
 from fsyncprobe.verdict.types import Finding, Verdict
 
 
@@ -56,7 +58,8 @@ def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
         cache = f", cache: {d.write_cache}" if d.write_cache else ""
         fua = ", FUA" if d.fua else ""
         what = f"wrote {format_size(d.write_bytes)} in {d.write_ops:,} requests ({d.role}{cache}{fua})"
-        rows.append((f"device {d.device}", what))
+        flushes = plp.flush_text(d, b.ops if b.params.workload in SYNC_PER_OP_WORKLOADS else None)
+        rows.append((f"device {d.device}", what + (f"; {flushes}" if flushes else "")))
     if b.sched_probe is not None:
         sp = b.sched_probe
         rows.append(
@@ -89,8 +92,9 @@ def device_title(d: DeviceReport) -> str:
     return f"Device: {d.path} is on {d.device_class.value} (confidence {d.confidence.value})"
 
 
-def device_rows(d: DeviceReport) -> list[tuple[str, str]]:
-    """(label, value) rows: the mount, each leaf with its evidence, and what could not be resolved."""
+def device_rows(d: DeviceReport, benches: tuple[BenchResult, ...] = ()) -> list[tuple[str, str]]:
+    """(label, value) rows: the mount, each leaf with its evidence, and what could not be resolved;
+    with `benches` (a bench report, which has no findings) also each leaf's power-loss-protection hint."""
     m = d.mount
     rows = [("mount", f"{m.mountpoint} ({m.fstype} from {m.source})")]
     for leaf in d.leaves:
@@ -105,6 +109,11 @@ def device_rows(d: DeviceReport) -> list[tuple[str, str]]:
         if len(leaf.stack) > 1:
             rows.append(("  stack", " -> ".join(leaf.stack)))
         rows += [("  evidence", e) for e in leaf.evidence]
+        b = next((b for b in benches if b.params.workload in SYNC_PER_OP_WORKLOADS), None)
+        if b is not None:
+            a = plp.assess(leaf, next((w for w in b.device_writes if w.device == leaf.name), None), b, b.ops)
+            if a.hint is not plp.PlpHint.NOT_APPLICABLE:
+                rows.append(("  power-loss protection", f"{a.summary} (a hint: {plp.PROOF})"))
     rows += [("evidence", e) for e in d.evidence]
     rows += [("unresolved", w) for w in d.warnings]
     return rows

@@ -51,7 +51,7 @@ def render(report: Report, width: int = 100) -> str:
                   padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()
-        for label, value in rows.device_rows(report.device):
+        for label, value in rows.device_rows(report.device, report.benches if report.verdict is None else ()):
             t.add_row(_lit(label), _lit(value))
         console.print(t)
         console.print()

@@ -14,6 +14,7 @@ from fsyncprobe.device.types import DeviceClass, DeviceReport
 from fsyncprobe.measure.types import BenchResult, Workload
 from fsyncprobe.ring.types import ModelReport
 from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_seconds
+from fsyncprobe.verdict import plp
 from fsyncprobe.verdict.profiles import Metric, Profile, Threshold
 from fsyncprobe.verdict.types import Finding, Level, NodeVerdict, Verdict, worst
 
@@ -200,6 +201,97 @@ def impossible_rate_findings(device: DeviceReport | None, benches: tuple[BenchRe
     return out
 
 
+_DOUBTFUL_WRITE_THROUGH = (DeviceClass.USB, DeviceClass.SD, DeviceClass.HDD, DeviceClass.UNKNOWN)
+"""Leaves whose `write through` claim is doubtful: USB bridges, SD cards and spinning disks keep volatile
+caches, and an unknown device's claim cannot be weighed."""
+
+PVE_PLP_SOURCE = "https://pve.proxmox.com/wiki/System_Requirements"
+"""Proxmox VE's system requirements: enterprise-class SSDs with power-loss protection are recommended."""
+
+
+def flush_findings(device: DeviceReport | None, benches: tuple[BenchResult, ...]) -> list[Finding]:
+    """Flushes per sync (a write-back device that receives far fewer flushes than syncs; a write-through
+    device the kernel sends none) and each leaf's power-loss-protection hint (`fsyncprobe.verdict.plp`)."""
+    out: list[Finding] = []
+    leaves = {leaf.name: leaf for leaf in (device.leaves if device else ())}
+    sync_benches = [b for b in benches if b.params.workload in SYNC_PER_OP_WORKLOADS
+                    and b.fstype not in RAM_FSTYPES and b.ops >= 100]
+    for b in sync_benches:
+        wl = b.params.workload.value
+        # A write-through device the kernel sends no flushes stops them for everything under it too
+        # (a loop device then never syncs its backing file): the write-through finding says so.
+        stopped = any((d.write_cache or "").strip() == "write through" and d.flush_ops == 0 for d in b.device_writes)
+        for d in b.device_writes:
+            per = plp.flushes_per_sync(d, b.ops)
+            if per is None:
+                continue
+            cache = (d.write_cache or "").strip()
+            if cache == "write back" and per < plp.FLUSHES_PER_SYNC_WARN and not stopped:
+                out.append(Finding(
+                    rule="flushes-per-sync", level=Level.FAIL if per < plp.FLUSHES_PER_SYNC_FAIL else Level.WARN,
+                    title=f"{b.ops:,} syncs but only {d.flush_ops:,} flushes reached {d.device} (write-back cache)",
+                    measured=f"{per:.2f} flushes per sync ({wl}) on {d.device}",
+                    threshold=f"WARN below {plp.FLUSHES_PER_SYNC_WARN}, FAIL below {plp.FLUSHES_PER_SYNC_FAIL} "
+                              "flushes per sync",
+                    reason=("a sync reaches a device with a volatile write cache as a flush "
+                            "(Documentation/block/writeback_cache_control.rst); far fewer flushes mean a layer between "
+                            "the filesystem and the device drops them (a nobarrier/barrier=0 mount, a layer that "
+                            "acknowledges flushes itself), so a power cut loses changes every node believes committed"),
+                    advice="remove nobarrier/barrier=0 from the mount options; check every layer of the storage stack",
+                    value=per, unit="flushes_per_sync"))
+            elif cache == "write through" and d.flush_ops == 0:
+                leaf = leaves.get(d.device)
+                logical = leaf is None
+                doubtful = logical or (leaf is not None and leaf.device_class in _DOUBTFUL_WRITE_THROUGH)
+                if logical:
+                    why = (f"; {d.device} is not a physical drive (a loop or device-mapper device), so it never "
+                           "flushes the storage under it either: syncs on it are not durable")
+                    advice: str | None = (f"give it back its write-back mode (echo 'write back' > "
+                                          f"/sys/block/{d.device}/queue/write_cache) so the kernel flushes it")
+                elif doubtful:
+                    why = "; a USB, SD or spinning drive that says so may be misreporting a volatile cache"
+                    advice = "check that the drive really has no volatile cache, or restore write back"
+                elif leaf is not None and leaf.device_class is DeviceClass.VIRTUAL:
+                    why = ("; a virtual disk says so when the hypervisor writes every request through to the host's "
+                           "storage (QEMU cache=writethrough or directsync)")
+                    advice = None
+                else:
+                    why = "; drives with power-loss protection say so honestly"
+                    advice = None
+                out.append(Finding(
+                    rule="flushes-write-through", level=Level.WARN if doubtful else Level.PASS,
+                    title=f"the kernel sent no flushes to {d.device}: it says its cache is write through",
+                    measured=f"0 flushes during {b.ops:,} syncs ({wl}); queue/write_cache = write through",
+                    threshold="a write-back device receives a flush per sync, a write-through one none",
+                    reason=("each sync ends when its write completes, without a flush: its durability rests on the "
+                            "device's claim that it keeps no volatile cache" + why),
+                    advice=advice, value=0.0, unit="flushes_per_sync"))
+    b0 = sync_benches[0] if sync_benches else None
+    for leaf in leaves.values():
+        if b0 is None:
+            break
+        writes = next((d for d in b0.device_writes if d.device == leaf.name), None)
+        a = plp.assess(leaf, writes, b0, b0.ops)
+        if a.hint is plp.PlpHint.NOT_APPLICABLE:
+            continue
+        mean = plp.mean_flush_ns(writes) if writes else None
+        # WARN only on measured flush latency; the sync rate alone (no flush counters) is weaker evidence.
+        measured_no_plp = a.hint is plp.PlpHint.NO_PLP and mean is not None
+        out.append(Finding(
+            rule="power-loss-protection", level=Level.WARN if measured_no_plp else Level.PASS,
+            title=f"{leaf.name}: {a.summary}", measured="; ".join(a.evidence[:-1]),
+            threshold=(f"consistent with PLP: write through, or flushes within "
+                       f"{format_duration_ns(plp.PLP_FLUSH_MAX_NS)}; no PLP: flushes of "
+                       f"{format_duration_ns(plp.NO_PLP_FLUSH_MIN_NS)} or more (without flush counters, under "
+                       f"{plp.NO_PLP_SYNC_RATE_MAX:,.0f} syncs/s)"),
+            reason=(f"Proxmox VE recommends SSDs with power-loss protection ({PVE_PLP_SOURCE}): without it a power "
+                    f"cut can lose what the cluster believes committed; a hint, not proof: {plp.PROOF}"),
+            advice=("hold /var/lib/pve-cluster on an SSD with power-loss protection (a data-centre model)"
+                    if measured_no_plp else None),
+            value=mean, unit="ns" if mean is not None else None))
+    return out
+
+
 def model_findings(model: ModelReport, benches: tuple[BenchResult, ...], node: str | None = None) -> list[Finding]:
     """The token-ring model's conclusions as findings: HA ceiling, false-loss rate against the
     target, and the sync tail against the stall tolerance (the token budget)."""
@@ -305,6 +397,7 @@ def node_findings(profile: Profile, benches: tuple[BenchResult, ...], device: De
                                reason="the figures cover only what ran", advice="run again"))
     out += device_findings(profile, device, benches)
     out += impossible_rate_findings(device, benches)
+    out += flush_findings(device, benches)
     out += gate_findings(gates, benches)
     return out
 
