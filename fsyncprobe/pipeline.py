@@ -21,7 +21,7 @@ from fsyncprobe.device import classify, snapshot, snapshot_json
 from fsyncprobe.device import from_snapshot_file as device_from_snapshot_file
 from fsyncprobe.device.facts import Snapshot
 from fsyncprobe.device.types import DeviceReport
-from fsyncprobe.errors import FsyncprobeError, InputError, UsageError
+from fsyncprobe.errors import FsyncprobeError, InputError, Interrupted, UsageError
 from fsyncprobe.measure import engine, nodelock, safety
 from fsyncprobe.measure.loop import ProgressCallback
 from fsyncprobe.measure.types import BenchParams, BenchResult
@@ -31,10 +31,13 @@ from fsyncprobe.report.hostnames import is_valid_hostname
 from fsyncprobe.report.types import Report
 from fsyncprobe.ring import conf, live
 from fsyncprobe.ring import model as ring_model
-from fsyncprobe.ring.inputs import NodeDistribution, node_from_benches, node_from_latencies
+from fsyncprobe.ring.inputs import NodeDistribution, node_from_benches, node_from_latencies, node_from_watch
 from fsyncprobe.ring.types import LiveRing, ModelReport
+from fsyncprobe.units import format_seconds
 from fsyncprobe.verdict import profiles, rules
 from fsyncprobe.verdict.profiles import Profile
+from fsyncprobe.watch import runner as watch_runner
+from fsyncprobe.watch.runner import WatchParams
 
 CLUSTER_STATE = safety.CLUSTER_STATE_DIR
 """Where pmxcfs keeps config.db (pve-cluster src/pmxcfs/database.c)."""
@@ -211,12 +214,16 @@ def verdict(
     path: str | None, profile_name: str | None = None, duration_ns: int | None = None,
     warmup_ns: int | None = None, sched_probe: bool = True, gates: rules.Gates | None = None,
     ring: RingOptions = RingOptions(), feedback: Feedback = Feedback(), allow_concurrent: bool = False,
+    from_watch: str | None = None,
 ) -> Report:
     """`fsyncprobe verdict`: the profile's workloads, the device, the ring model and the rules.
+    With `from_watch`, the model takes its distributions from that watch report (hours of the
+    real processes beat seconds of load: shared/DESIGN.md, "Evidence, not extrapolation").
 
     The model needs only the measurement: when it cannot run (an unreadable corosync.conf, a
     distribution it cannot use), the verdict stands with a WARN finding saying why."""
     _check_ring(ring)
+    watched = _load_watch(from_watch) if from_watch is not None else None
     profile = profiles.load(profile_name)
     where = path or default_verdict_path()
     measured = _measure("verdict", where, verdict_plan(profile, where, duration_ns, warmup_ns), sched_probe,
@@ -228,7 +235,10 @@ def verdict(
     live_ring = _live_ring(ring, None, warnings) if profile.model else None
     if profile.model:
         try:
-            model = _ring_model([node_of_report(report)], ring, DEFAULT_RING_NODES, warnings, live_ring)
+            node = node_of_report(report)
+            if watched is not None:
+                node = _watched_node(watched, node.commit_p999_ns, warnings)
+            model = _ring_model([node], ring, DEFAULT_RING_NODES, warnings, live_ring)
         except (FsyncprobeError, ValueError, ArithmeticError) as exc:
             why_no_model = str(exc)
             feedback.warning(f"model not run: {exc}")
@@ -239,14 +249,17 @@ def verdict(
         feedback.warning(w)
     result = rules.evaluate(profile, measured.benches, measured.device, model, gates or rules.Gates(), why_no_model)
     return replace(report, model=model, live_ring=live_ring, verdict=result,
-                   warnings=(*measured.warnings, *warnings))
+                   warnings=(*measured.warnings, *warnings), watch=watched.watch if watched is not None else None)
 
 
 # --- The ring model ----------------------------------------------------------------------------
 
 
 def node_of_report(report: Report) -> NodeDistribution:
-    """The ring model's inputs from a bench/verdict report (a run's own, or a saved one)."""
+    """The ring model's inputs from a bench/verdict report (a run's own, or a saved one), or
+    from a watch report (the distributions observed over the watched time)."""
+    if report.watch is not None and not report.benches:
+        return node_from_watch(report.hostname, report.watch)
     if not report.benches:
         raise InputError(f"report from {report.hostname} has no measurements (command {report.command!r})")
     return node_from_benches(report.hostname, report.benches)
@@ -333,12 +346,14 @@ def model(
         hostname = reports[0].hostname if len(reports) == 1 else socket.gethostname()
         hosts = [r.hostname for r in reports]
         saved = reports
+        observed = [observed_note(r) for r in reports if r.watch is not None and not r.benches]
     else:
         nodes = [node_from_latencies("given latencies", latencies_ms)]
         hostname = socket.gethostname()
         hosts = [hostname]  # given latencies: a question about this node's ring
         saved = []
-    warnings: list[str] = []
+        observed: list[str] = []
+    warnings: list[str] = [*observed]
     live_ring = _live_ring(ring, hosts, warnings, saved)
     result = _ring_model(nodes, ring, len(nodes) if len(nodes) > 1 else DEFAULT_RING_NODES, warnings, live_ring)
     for w in (*warnings, *result.warnings):
@@ -406,6 +421,57 @@ def cluster(
         profile, [(r.hostname, f, r.benches, r.device) for f, r in loaded], model_report, gates or rules.Gates())
     return new_report("cluster", None, model=model_report, live_ring=live_ring, verdict=result,
                       warnings=tuple(warnings))
+
+
+# --- Watching the real processes ------------------------------------------------------------
+
+
+def observed_note(report: Report) -> str:
+    """What the model says when its distributions come from a watch report."""
+    w = report.watch
+    assert w is not None
+    span = format_seconds(w.observed_ns / 1e9)
+    sched = "/".join(p.name for p in w.processes if p.scheduling) or "no watched process"
+    sync = "/".join(p.name for p in w.processes if not p.scheduling) or "no watched process"
+    return (f"{report.hostname}: stall data from observation: the run delay of {sched} and the sync calls of "
+            f"{sync} as `fsyncprobe watch` saw them over {span} (report of {report.created_utc}), not a synthetic load")
+
+
+def _load_watch(path: str) -> Report:
+    """A saved watch report, refused when it holds no watch."""
+    r = load_report(path)
+    if r.watch is None:
+        raise InputError(f"{path}: not a watch report (command {r.command!r}); give `fsyncprobe watch --json` output")
+    return r
+
+
+def _watched_node(watched: Report, bench_commit_ns: int | None, warnings: list[str]) -> NodeDistribution:
+    """The model's node from a watch report, keeping the worse commit p99.9 of watch and bench."""
+    assert watched.watch is not None
+    node = node_from_watch(watched.hostname, watched.watch)
+    if watched.hostname != socket.gethostname():
+        warnings.append(f"the watch report is from {watched.hostname}, not this host ({socket.gethostname()})")
+    warnings.append(observed_note(watched))
+    commits = [c for c in (node.commit_p999_ns, bench_commit_ns) if c is not None]
+    return replace(node, commit_p999_ns=max(commits) if commits else None)
+
+
+def watch(params: WatchParams, feedback: Feedback = Feedback()) -> Report:
+    """`fsyncprobe watch`: observe the real processes with bpftrace until `params.duration_ns`
+    (or, without one, until SIGINT/SIGTERM, which then end it normally). A watch cut short
+    otherwise (a signal before the duration, every process of a name exited, bpftrace died)
+    raises `PartialRun` with the report of everything seen until then."""
+    try:
+        seen = watch_runner.run(params, stage=feedback.stage)
+    except watch_runner.WatchCut as cut:
+        report = new_report("watch", None, watch=cut.report, warnings=cut.report.notes)
+        if isinstance(cut.cause, Interrupted) and params.duration_ns is None:
+            return report
+        partial = replace(report, warnings=(*cut.report.notes, f"partial watch: {cut.cause}"))
+        raise PartialRun(partial, cut.cause) from None
+    for note in seen.notes:
+        feedback.warning(note)
+    return new_report("watch", None, watch=seen, warnings=seen.notes)
 
 
 # --- The device alone --------------------------------------------------------------------------

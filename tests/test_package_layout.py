@@ -17,7 +17,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "fsyncprobe"
 UI_LIBRARIES = {"click", "rich", "tabulate"}
-COMMANDS = {"bench", "cluster", "device", "model", "verdict"}
+COMMANDS = {"bench", "cluster", "device", "model", "verdict", "watch"}
 
 
 def _modules() -> dict[str, Path]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from fsyncprobe import __version__
-from fsyncprobe.cli import bench, cluster, device, model, verdict
+from fsyncprobe.cli import bench, cluster, device, model, verdict, watch
 from fsyncprobe.cli.errors import OneLineErrorGroup
 
 
@@ -25,7 +25,7 @@ def main() -> None:
     """
 
 
-for _command in (bench.bench, device.device, model.model, verdict.verdict, cluster.cluster):
+for _command in (bench.bench, device.device, model.model, verdict.verdict, cluster.cluster, watch.watch):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -34,7 +34,7 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
 
 @click.command("model")
 @click.option("--from-report", "from_reports", multiple=True, metavar="R.json",
-              help="A saved `bench`/`verdict` JSON report (repeat for several nodes).")
+              help="A saved `bench`/`verdict`/`watch` JSON report (repeat for several nodes).")
 @click.option("--latency-ms", "latency_ms", multiple=True, metavar="MS[,MS...]",
               help="Sync latencies in ms instead of a report (comma-separated, repeatable).")
 @click.option("--nodes", "-n", type=click.IntRange(1, MAX_NODES_SEARCHED), default=None,

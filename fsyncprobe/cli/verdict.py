@@ -31,6 +31,9 @@ from fsyncprobe.verdict.rules import Gates
               help="Uncounted warm-up of each workload (default: the profile's).")
 @click.option("--sched-probe/--no-sched-probe", default=True, show_default=True,
               help="Measure how late a real-time sleeper process wakes beside the workloads (the model's input).")
+@click.option("--from-watch", "from_watch", default=None, metavar="R.json",
+              help="Model with the distributions a `fsyncprobe watch --json` report observed (hours of the "
+                   "real corosync and pmxcfs) instead of this run's seconds of load.")
 @gate_options
 @ring_options
 @allow_concurrent_option
@@ -38,8 +41,9 @@ from fsyncprobe.verdict.rules import Gates
 @handle_errors
 def verdict(
     path: str | None, profile_name: str, duration: int | None, warmup: int | None, sched_probe: bool,
-    min_ops: float | None, max_p99: int | None, strict: bool, nodes: int | None, token_ms: float | None,
-    conf_path: str | None, no_corosync_conf: bool, no_live_ring: bool, coupling: float | None, allow_concurrent: bool,
+    from_watch: str | None, min_ops: float | None, max_p99: int | None, strict: bool, nodes: int | None,
+    token_ms: float | None, conf_path: str | None, no_corosync_conf: bool, no_live_ring: bool, coupling: float | None,
+    allow_concurrent: bool,
     fmt: str | None, as_json: bool, output: str, quiet: bool, no_progress: bool,
 ) -> None:
     """Is the disk holding PATH fit to hold cluster state? PASS, WARN or FAIL, with the reasons.
@@ -57,7 +61,7 @@ def verdict(
                 path, profile_name, duration, warmup, sched_probe,
                 Gates(min_ops_per_s=min_ops, max_p99_ns=max_p99, strict=strict),
                 ring_settings(nodes, token_ms, conf_path, no_corosync_conf, coupling, no_live_ring), fb,
-                allow_concurrent,
+                allow_concurrent, from_watch,
             )
         except pipeline.PartialRun as exc:
             emit(exc.report, out_format, output)

@@ -50,6 +50,10 @@ def render(report: Report) -> str:
     if report.live_ring is not None:
         out += ["### Live ring (corosync-cmapctl)", "",
                 tabulate(rows.live_ring_rows(report.live_ring), headers=["", ""], tablefmt="github"), ""]
+    if report.watch is not None:
+        out += [f"### {rows.watch_title(report.watch)}", "",
+                tabulate(rows.watch_rows(report.watch), headers=list(rows.WATCH_HEADERS), tablefmt="github",
+                         disable_numparse=True), ""]
     if report.model is not None:
         m = report.model
         out += ["### Token-ring model", "", tabulate(rows.model_rows(m), headers=["", ""], tablefmt="github"), ""]

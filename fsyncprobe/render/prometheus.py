@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from fsyncprobe.measure.types import BenchResult
 from fsyncprobe.render.literal import shown
 from fsyncprobe.report.types import Report
+from fsyncprobe.watch.types import WatchReport
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -174,6 +175,9 @@ def render(report: Report) -> str:
               (("path", d.path), ("class", d.device_class.value), ("confidence", d.confidence.value),
                ("fstype", d.mount.fstype)))
 
+    if report.watch is not None:
+        _watch_families(f, report.watch)
+
     m = report.model
     if m is not None:
         g = [
@@ -207,6 +211,34 @@ def render(report: Report) -> str:
         for name, help_text, value in g:
             f.add(name, "gauge", help_text, value)
     return f.text()
+
+
+def _watch_families(f: _Families, w: WatchReport) -> None:
+    """A watch: what was watched for how long, and per process and kind of call the same summary
+    as a bench's sync latency (quantiles, _sum, _count) and the max."""
+    f.add("fsyncprobe_watch_info", "gauge", "Which watch these metrics come from (always 1).", 1,
+          (("stopped_by", w.stopped_by.value), ("bpftrace", w.bpftrace_version)))
+    f.add("fsyncprobe_watch_observed_seconds", "gauge", "Wall time the watch observed.", w.observed_ns / 1e9)
+    for p in w.processes:
+        f.add("fsyncprobe_watch_processes", "gauge", "Processes of each watched command name.", len(p.pids),
+              (("process", p.name),))
+    for p in w.processes:
+        f.add("fsyncprobe_watch_exited_processes", "gauge", "Watched processes that exited during the watch.",
+              len(p.exited_pids), (("process", p.name),))
+    for p in w.processes:
+        for c in p.calls:
+            lab = (("process", p.name), ("call", c.kind.value))
+            for q, ns in (("0.5", c.latency.p50_ns), ("0.9", c.latency.p90_ns), ("0.99", c.latency.p99_ns),
+                          ("0.999", c.latency.p999_ns)):
+                f.add("fsyncprobe_watch_latency_seconds", "summary",
+                      "Latency of each observed call (run_delay: wake-up to running; blocked: main thread in a call).",
+                      ns / 1e9, (*lab, ("quantile", q)))
+            f.add("fsyncprobe_watch_latency_seconds", "summary", "", c.histogram.sum_ns / 1e9, lab, suffix="_sum")
+            f.add("fsyncprobe_watch_latency_seconds", "summary", "", c.latency.count, lab, suffix="_count")
+    for p in w.processes:
+        for c in p.calls:
+            f.add("fsyncprobe_watch_latency_max_seconds", "gauge", "Slowest observed call of each kind.",
+                  c.latency.max_ns / 1e9, (("process", p.name), ("call", c.kind.value)))
 
 
 def families(text: str) -> Iterable[str]:

@@ -11,10 +11,11 @@ from fsyncprobe.device.types import DeviceReport
 from fsyncprobe.measure.types import BenchResult
 from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.stats.summary import LatencySummary
-from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_size
+from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_seconds, format_size
 from fsyncprobe.verdict import plp
 from fsyncprobe.verdict.rules import SYNC_PER_OP_WORKLOADS
 from fsyncprobe.verdict.types import Finding, Verdict
+from fsyncprobe.watch.types import WatchReport
 
 
 def bench_title(b: BenchResult) -> str:
@@ -268,3 +269,29 @@ def node_rows(v: Verdict) -> list[tuple[str, str, str]]:
     """(node, level, report file) for a cluster verdict."""
     return [(n.hostname + (" ← holds the ring back" if n.hostname == v.bottleneck_node else ""),
              n.level.value.upper(), n.source) for n in v.nodes]
+
+
+WATCH_HEADERS = ("process", "call", "count", "p50", "p99", "p99.9", "max")
+"""Columns of `watch_rows`."""
+
+
+def watch_title(w: WatchReport) -> str:
+    """`Watch: 2.0 h observed (stopped by duration; bpftrace v0.17.0)`."""
+    span = format_seconds(w.observed_ns / 1e9)
+    return f"Watch: {span} observed (stopped by {w.stopped_by.value}; {w.bpftrace_version})"
+
+
+def watch_rows(w: WatchReport) -> list[tuple[str, str, str, str, str, str, str]]:
+    """One row per watched process and kind of call (a process with no call seen gets one row)."""
+    f = format_duration_ns
+    out: list[tuple[str, str, str, str, str, str, str]] = []
+    for p in w.processes:
+        who = f"{p.name} ({', '.join(map(str, p.pids))})" + (" exited" if p.exited_pids else "")
+        if not p.calls:
+            out.append((who, "(none seen)", "0", "", "", "", ""))
+        for c in p.calls:
+            lat = c.latency
+            out.append((who, c.kind.value, f"{lat.count:,}", f(lat.p50_ns), f(lat.p99_ns), f(lat.p999_ns),
+                        f(lat.max_ns)))
+            who = ""
+    return out

@@ -13,6 +13,7 @@ from fsyncprobe.device.types import DeviceReport
 from fsyncprobe.measure.types import BenchResult
 from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.verdict.types import Verdict
+from fsyncprobe.watch.types import WatchReport
 
 SCHEMA_VERSION = 1
 
@@ -44,5 +45,7 @@ class Report:
     """Actionable warnings about the run itself."""
     verdict: Verdict | None = None
     """PASS/WARN/FAIL and its findings (`verdict`, `cluster`; None for the other commands)."""
+    watch: WatchReport | None = None
+    """What `watch` observed of the real processes (`watch`, and `verdict --from-watch`; else None)."""
     schema_version: int = SCHEMA_VERSION
     """Version of this format."""

@@ -11,6 +11,8 @@ from fsyncprobe.errors import InputError
 from fsyncprobe.measure.types import BenchResult, Workload
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram
+from fsyncprobe.units import format_seconds
+from fsyncprobe.watch.types import SYNC_KINDS, CallKind, WatchReport
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,36 @@ def node_from_latencies(hostname: str, latencies_ms: Sequence[float]) -> NodeDis
         h.record(round(v * 1e6))
     return NodeDistribution(hostname=hostname, stall_histogram=None, sync_histogram=SavedHistogram.of(h),
                             measured_ns=max(h.sum_value, 1), evidence="given")
+
+
+def node_from_watch(hostname: str, watch: WatchReport) -> NodeDistribution:
+    """The model's inputs from a watch: the run delay of the watched corosync threads as the
+    scheduling stalls, and the sync calls of the other watched processes (pmxcfs) as the sync
+    latency, both over the observed time. pmxcfs's sync-call p99.9 stands in for the commit
+    latency: a lower bound of a whole commit, which also writes and may sync twice at a checkpoint.
+    A histogram no real watch could make is an `InputError` naming `hostname`."""
+    stall = Histogram()
+    sync = Histogram()
+    try:
+        for p in watch.processes:
+            if p.scheduling:
+                c = p.call(CallKind.RUN_DELAY)
+                if c is not None:
+                    stall.merge(c.histogram.to_histogram())
+            else:
+                for kind in SYNC_KINDS:
+                    c = p.call(kind)
+                    if c is not None:
+                        sync.merge(c.histogram.to_histogram())
+    except ValueError as exc:
+        raise InputError(f"watch report from {hostname}: {exc}") from None
+    observed = max(watch.observed_ns, 1)
+    names = "/".join(p.name for p in watch.processes if p.scheduling) or "no process"
+    return NodeDistribution(
+        hostname=hostname,
+        stall_histogram=SavedHistogram.of(stall) if stall.total else None,
+        sync_histogram=SavedHistogram.of(sync) if sync.total else None,
+        measured_ns=observed, commit_p999_ns=sync.percentile(99.9) if sync.total else None,
+        stall_measured_ns=observed, evidence="watched",
+        stall_policy=f"{names} run delay observed by `fsyncprobe watch` over {format_seconds(observed / 1e9)}",
+    )
