@@ -20,12 +20,14 @@ MAX_WATCH_NS = 366 * 86_400 * 10**9
 @click.option("--process", "-p", "processes", multiple=True, metavar="NAME",
               help=f"Command name to watch (repeatable; default: {', '.join(DEFAULT_PROCESSES)}). "
                    f"{', '.join(SCHED_PROCESSES)} also gets run delay and main-thread blocking.")
+@click.option("--pid", "pids", multiple=True, type=click.IntRange(1, 1 << 22), metavar="PID",
+              help="Watch this process (repeatable); with --pid alone, no process is watched by name.")
 @click.option("--interval", callback=duration_option(1_000_000_000, 3_600 * 10**9), default="10s",
               show_default=True, metavar="TIME", help="How often the in-kernel histograms are pulled.")
 @output_options()
 @handle_errors
-def watch(duration: int | None, processes: tuple[str, ...], interval: int, fmt: str | None, as_json: bool,
-          output: str, quiet: bool, no_progress: bool) -> None:
+def watch(duration: int | None, processes: tuple[str, ...], pids: tuple[int, ...], interval: int, fmt: str | None,
+          as_json: bool, output: str, quiet: bool, no_progress: bool) -> None:
     """Observe the real processes (default pmxcfs and corosync) with eBPF, writing nothing to disk.
 
     Times every sync call (fsync, fdatasync, sync_file_range, msync, O_SYNC/O_DSYNC writes),
@@ -37,8 +39,9 @@ def watch(duration: int | None, processes: tuple[str, ...], interval: int, fmt: 
     report is still written), 130/143 a signal before --duration ended.
     """
     out_format = resolve_format(fmt, as_json)
-    params = WatchParams(process_names=tuple(dict.fromkeys(processes)) or DEFAULT_PROCESSES, duration_ns=duration,
-                         interval_ns=interval)
+    names = tuple(dict.fromkeys(processes)) or (() if pids else DEFAULT_PROCESSES)
+    params = WatchParams(process_names=names, duration_ns=duration, interval_ns=interval,
+                         pids=tuple(dict.fromkeys(pids)))
     with feedback(quiet, no_progress, stages=True) as fb:
         try:
             report = pipeline.watch(params, fb)

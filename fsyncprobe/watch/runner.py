@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram, summarize
+from fsyncprobe.units import format_span_ns
 from fsyncprobe.watch import script
 from fsyncprobe.watch.types import KIND_CODES, CallKind, CallStats, StopReason, WatchedProcess, WatchReport
 
@@ -62,6 +63,8 @@ class WatchParams:
     """How often the in-kernel maps are pulled (`--interval`, whole seconds)."""
     sched_names: tuple[str, ...] = SCHED_PROCESSES
     """Which of them also get run delay and main-thread blocking."""
+    pids: tuple[int, ...] = ()
+    """Processes to watch by pid (`--pid`), grouped under their command names."""
 
 
 # --- Can this machine trace? -----------------------------------------------------------------
@@ -136,6 +139,19 @@ def _start_time(pid: int) -> str | None:
     return None if rest[0] in ("Z", "X") else rest[19]
 
 
+def process_name(pid: int) -> str | None:
+    """The command name of a running user process (None: no such process, or a kernel thread)."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            comm = f.read().rstrip("\n")
+        os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    return comm if _start_time(pid) is not None else None
+
+
 def find_processes(names: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     """Pids per command name (/proc/PID/comm, proc(5): truncated to 15 bytes); kernel threads
     and this process are left out."""
@@ -187,6 +203,8 @@ class Maps:
 
     maps: dict[str, dict[int, int]] = field(default_factory=dict)
     attached_probes: int | None = None
+    ready: bool = False
+    """True once the program's BEGIN ran, i.e. every probe is attached."""
 
     def feed(self, line: str) -> None:
         """Take one line of `bpftrace -f json` output (other lines are ignored)."""
@@ -200,7 +218,9 @@ class Maps:
         if not isinstance(msg, dict):
             return
         kind, data = msg.get("type"), msg.get("data")
-        if kind == "attached_probes" and isinstance(data, dict):
+        if kind == "printf" and isinstance(data, str) and data.strip() == script.READY:
+            self.ready = True
+        elif kind == "attached_probes" and isinstance(data, dict):
             self.attached_probes = int(data.get("probes", 0))
         elif kind == "map" and isinstance(data, dict):
             for name, body in data.items():
@@ -309,10 +329,18 @@ def run(params: WatchParams, stage: Callable[[str], None] | None = None,
     notes: list[str] = []
     if ver[:2] > TESTED_MAX:
         notes.append(f"bpftrace {version} is newer than the versions this program was written for (0.17 to 0.23)")
-    found = find_processes(params.process_names)
+    found = find_processes(params.process_names) if params.process_names else {}
     missing = [n for n, p in found.items() if not p]
     if missing:
         raise MeasureError(f"no process named {', '.join(missing)} is running (by command name, /proc/PID/comm)")
+    for pid in params.pids:
+        comm = process_name(pid)
+        if comm is None:
+            raise MeasureError(f"no process with pid {pid} is running")
+        if pid not in found.get(comm, ()):
+            found[comm] = tuple(sorted((*found.get(comm, ()), pid)))
+    if not found:
+        raise UsageError("nothing to watch: give --process NAME or --pid PID")
     starts = {pid: _start_time(pid) for pids in found.values() for pid in pids}
     sched_pids = [pid for n in params.sched_names if n in found for pid in found[n]]
     all_pids = [pid for pids in found.values() for pid in pids]
@@ -360,12 +388,13 @@ def _run_tracer(exe: str, program: str, params: WatchParams, found: dict[str, tu
                     if sel.select(timeout=0.5) and not reader.read(maps):
                         break  # bpftrace ended by itself
                     now = clock()
-                    if t_attached is None and maps.attached_probes is not None:
+                    if t_attached is None and maps.ready:
                         t_attached = now
                         if stage is not None:
                             what = ", ".join(f"{n} (pid {', '.join(map(str, p))})" for n, p in found.items())
-                            span = f"{params.duration_ns / 1e9:g} s" if params.duration_ns else "until SIGINT/SIGTERM"
-                            stage(f"attached {maps.attached_probes} probes; watching {what} for {span}")
+                            span = (f"for {format_span_ns(params.duration_ns)}" if params.duration_ns
+                                    else "until SIGINT/SIGTERM")
+                            stage(f"attached {maps.attached_probes or 0} probes; watching {what} {span}")
                     if t_attached is None:
                         continue
                     if params.duration_ns is not None and now - t_attached >= params.duration_ns:

@@ -70,6 +70,8 @@ WAIT_SYSCALLS: dict[str, tuple[int, ...]] = {
 }
 """System calls a main loop sleeps in on purpose: not "blocked" (libqb's loop waits in epoll_wait)."""
 
+READY = "fsyncprobe-watch-ready"
+"""What the program prints when all its probes are attached."""
 MAPS = ("@h", "@sum", "@min", "@max")
 """The maps the reader parses: histogram buckets, and per (pid, kind) the exact sum, min, max."""
 
@@ -147,7 +149,9 @@ def generate(
     if not pids:
         raise ValueError("no processes to watch")
     pred = _pred(pids)
-    out: list[str] = ["BEGIN {"]
+    # bpftrace runs BEGIN once every probe is attached (its "attached_probes" line comes before
+    # attaching), so this line is the moment from which every call is seen.
+    out: list[str] = ["BEGIN {", f'  printf("{READY}\\n");']
     for pid, fds in sorted((sync_fds or {}).items()):
         for fd in fds:
             out.append(f"  @sfd[({pid} << 20) | {fd}] = 1;")
