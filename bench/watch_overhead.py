@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import signal
 import statistics
@@ -37,9 +38,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench.compare import median_ci
 from tests import realfs, watchkit
+
+median_ci = importlib.import_module("compare").median_ci  # bench/compare.py's sign-test interval
 
 
 @contextlib.contextmanager
@@ -71,12 +74,14 @@ def main() -> int:
     ap.add_argument("--transactions", type=int, default=2000, help="per batch")
     ap.add_argument("--pairs", type=int, default=7)
     ap.add_argument("--cpu", type=int, default=(os.cpu_count() or 1) - 1)
+    ap.add_argument("--without-corosync", action="store_true",
+                    help="watch the stand-in alone, even when corosync runs (no run-delay tracepoints)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("watch_overhead.py: needs root (loop devices, mounts, bpftrace)", file=sys.stderr)
         return 3
     names = ["--process", "pmxcfs"]
-    if any(_comm(p) == "corosync" for p in os.listdir("/proc") if p.isdigit()):
+    if not args.without_corosync and any(_comm(p) == "corosync" for p in os.listdir("/proc") if p.isdigit()):
         names += ["--process", "corosync"]
     with tempfile.TemporaryDirectory(prefix="fsyncprobe-wo-") as tmp, filesystem(args.fs, Path(tmp)) as mnt:
         standin, _ = watchkit.start_standin(Path(tmp), mnt / "config.db", args.transactions, sync_mode=args.sync)

@@ -20,6 +20,8 @@ APT_PACKAGES=(
   prometheus-node-exporter      # the real textfile-collector parser for --format prometheus
   ansible-core                  # contrib/ansible/collect.yml, run against localhost
   bindfs                        # a real FUSE filesystem at /etc/pve (pmxcfs refusal) and of type fuse.glusterfs
+  bpftrace                      # fsyncprobe watch (tests/test_watch_*.py)
+  systemd                       # systemd-analyze verify of contrib/systemd/ (nothing is started)
 )
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive

@@ -241,8 +241,7 @@ def histograms(maps: Maps) -> dict[tuple[int, CallKind], Histogram]:
             continue
         sk = (pid << script.KIND_BITS) | code
         out[(pid, kind)] = Histogram.from_sparse(
-            pairs, total_sum=maps.maps.get("@sum", {}).get(sk), min_value=maps.maps.get("@min", {}).get(sk),
-            max_value=maps.maps.get("@max", {}).get(sk))
+            pairs, total_sum=maps.maps.get("@sum", {}).get(sk), max_value=maps.maps.get("@max", {}).get(sk))
     return out
 
 

@@ -59,7 +59,8 @@ class CallStats:
     latency: LatencySummary
     """count, mean, p50_ns ... max_ns, as `bench` reports them."""
     histogram: SavedHistogram
-    """The whole distribution (the log-linear buckets of `fsyncprobe.stats.histogram`, counted in the kernel)."""
+    """The whole distribution (the log-linear buckets of `fsyncprobe.stats.histogram`, counted in the kernel;
+    exact sum and max, min and spread from the buckets, within 0.4 %)."""
 
 
 @dataclass(frozen=True)
