@@ -182,3 +182,17 @@ def test_watch_report_renders_in_every_format() -> None:
     data = json.loads(render(report, "json"))
     fd = data["watch"]["processes"][0]["calls"][0]
     assert fd["kind"] == "fdatasync" and set(fd["latency"]) >= {"count", "p50_ns", "p99_ns", "max_ns"}
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--interval", "0s"], "0s is out of range"),
+    (["--duration", "-1s"], "is negative"),
+    (["--pid", "0"], "0 is not in the range"),
+    (["--format", "xml"], "'xml' is not one of"),
+])
+def test_bad_watch_options_are_one_line_exit_2(args: list[str], words: str) -> None:
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "fsyncprobe", "watch", *args], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("fsyncprobe: error:")]) == 1
