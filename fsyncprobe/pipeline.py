@@ -346,13 +346,13 @@ def model(
         hostname = reports[0].hostname if len(reports) == 1 else socket.gethostname()
         hosts = [r.hostname for r in reports]
         saved = reports
-        observed = [observed_note(r) for r in reports if r.watch is not None and not r.benches]
+        observed: list[str] = [observed_note(r) for r in reports if r.watch is not None and not r.benches]
     else:
         nodes = [node_from_latencies("given latencies", latencies_ms)]
         hostname = socket.gethostname()
         hosts = [hostname]  # given latencies: a question about this node's ring
         saved = []
-        observed: list[str] = []
+        observed = []
     warnings: list[str] = [*observed]
     live_ring = _live_ring(ring, hosts, warnings, saved)
     result = _ring_model(nodes, ring, len(nodes) if len(nodes) > 1 else DEFAULT_RING_NODES, warnings, live_ring)

@@ -161,7 +161,8 @@ def test_node_from_watch_takes_corosync_run_delay_as_stalls_and_pmxcfs_syncs_as_
     assert sum(c for _, c in sync.buckets) == 110  # fdatasync + fsync, not the writes
     assert node.measured_ns == node.stall_measured_ns == 7200 * 10**9
     assert node.commit_p999_ns is not None and node.commit_p999_ns >= 39_000_000
-    assert node.stall_policy is not None and "observed by `fsyncprobe watch` over 2 h" in node.stall_policy
+    assert node.stall_policy is not None and "observed by `fsyncprobe watch` over 2.0 h" in node.stall_policy
+    assert node.evidence == "watched"
 
 
 def test_watch_report_renders_in_every_format() -> None:
@@ -170,7 +171,7 @@ def test_watch_report_renders_in_every_format() -> None:
     from fsyncprobe.render.prometheus import families
     report: Report = pipeline.new_report("watch", None, watch=_watch_report())
     table = render(report, "table")
-    assert "Watch: 2 h observed (stopped by SIGTERM; bpftrace v0.17.0)" in table
+    assert "Watch: 2.0 h observed (stopped by SIGTERM; bpftrace v0.17.0)" in table
     assert "run_delay" in table and "fdatasync" in table and "pmxcfs (100)" in table
     md = render(report, "markdown")
     assert "| pmxcfs (100)" in md and "| corosync (200)" in md

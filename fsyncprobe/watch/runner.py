@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram, summarize
-from fsyncprobe.units import format_span_ns
+from fsyncprobe.units import format_seconds
 from fsyncprobe.watch import script
 from fsyncprobe.watch.types import KIND_CODES, CallKind, CallStats, StopReason, WatchedProcess, WatchReport
 
@@ -391,7 +391,7 @@ def _run_tracer(exe: str, program: str, params: WatchParams, found: dict[str, tu
                         t_attached = now
                         if stage is not None:
                             what = ", ".join(f"{n} (pid {', '.join(map(str, p))})" for n, p in found.items())
-                            span = (f"for {format_span_ns(params.duration_ns)}" if params.duration_ns
+                            span = (f"for {format_seconds(params.duration_ns / 1e9)}" if params.duration_ns
                                     else "until SIGINT/SIGTERM")
                             stage(f"attached {maps.attached_probes or 0} probes; watching {what} {span}")
                     if t_attached is None:
