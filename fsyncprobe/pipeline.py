@@ -431,10 +431,11 @@ def observed_note(report: Report) -> str:
     w = report.watch
     assert w is not None
     span = format_seconds(w.observed_ns / 1e9)
-    sched = "/".join(p.name for p in w.processes if p.scheduling) or "no watched process"
-    sync = "/".join(p.name for p in w.processes if not p.scheduling) or "no watched process"
-    return (f"{report.hostname}: stall data from observation: the run delay of {sched} and the sync calls of "
-            f"{sync} as `fsyncprobe watch` saw them over {span} (report of {report.created_utc}), not a synthetic load")
+    sched = "/".join(p.name for p in w.processes if p.scheduling)
+    sync = "/".join(p.name for p in w.processes if not p.scheduling)
+    what = " and ".join(x for x in (sched and f"the run delay of {sched}", sync and f"the sync calls of {sync}") if x)
+    return (f"{report.hostname}: stall data from observation: {what or 'nothing'} as `fsyncprobe watch` saw "
+            f"them over {span} (report of {report.created_utc}), not a synthetic load")
 
 
 def _load_watch(path: str) -> Report:

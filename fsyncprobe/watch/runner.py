@@ -44,7 +44,9 @@ TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 BTF = "/sys/kernel/btf/vmlinux"
 """The kernel's BTF (CONFIG_DEBUG_INFO_BTF), which bpftrace reads for tracepoint and struct types."""
 MAP_KEYS_MAX = 65536
-"""Entries per map: the histogram map holds (pid, kind, bucket) keys; bpftrace's default is 4,096."""
+"""Entries per map: the histogram map holds (pid, kind, bucket) keys; bpftrace's default is 4,096
+and a full map silently drops new keys (bpftrace issue 2809). Set as `BPFTRACE_MAP_KEYS_MAX`
+(0.17) and `BPFTRACE_MAX_MAP_KEYS` (the later name; not verified here)."""
 STOP_GRACE_S = 15.0
 """How long bpftrace may take to print its END maps after SIGINT before it is killed."""
 KIND_BY_CODE = {v: k for k, v in KIND_CODES.items()}
