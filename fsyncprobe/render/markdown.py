@@ -51,9 +51,8 @@ def render(report: Report) -> str:
         out += ["### Live ring (corosync-cmapctl)", "",
                 tabulate(rows.live_ring_rows(report.live_ring), headers=["", ""], tablefmt="github"), ""]
     if report.watch is not None:
-        out += [f"### {rows.watch_title(report.watch)}", "",
-                tabulate(rows.watch_rows(report.watch), headers=list(rows.WATCH_HEADERS), tablefmt="github",
-                         disable_numparse=True), ""]
+        out += [f"### {_md(rows.watch_title(report.watch))}", "",
+                tabulate(rows.watch_rows(report.watch), headers=rows.WATCH_HEADERS), ""]
     if report.model is not None:
         m = report.model
         out += ["### Token-ring model", "", tabulate(rows.model_rows(m), headers=["", ""], tablefmt="github"), ""]

@@ -65,11 +65,11 @@ def render(report: Report, width: int = 100) -> str:
         console.print(t)
         console.print()
     if report.watch is not None:
-        tw = Table(title=rows.watch_title(report.watch), title_justify="left", box=None, padding=(0, 2))
+        tw = Table(title=_lit(rows.watch_title(report.watch)), title_justify="left", box=None, padding=(0, 2))
         for h in rows.WATCH_HEADERS:
             tw.add_column(h, style="bold" if h == "process" else None)
         for row in rows.watch_rows(report.watch):
-            tw.add_row(*(Text(cell) for cell in row))
+            tw.add_row(*(_lit(cell) for cell in row))
         console.print(tw)
         console.print()
     if report.model is not None:
