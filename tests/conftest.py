@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -48,16 +50,26 @@ def make_ring(tmp_path: Path) -> Iterator[Callable[..., ringkit.Ring]]:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_node_lock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _private_node_lock() -> Iterator[None]:
     """Every run the suite starts takes the one-measurement-per-node lock in a file of this test
     session's (fsyncprobe/measure/nodelock.py, `$FSYNCPROBE_LOCK_FILE`), not /run's: the suite writes
     nothing outside its temp dirs, and two suites on one machine do not turn each other's runs
     into "another measurement is running" (the tests of the lock name their own files)."""
-    lock = tmp_path_factory.mktemp("nodelock") / "fsyncprobe.lock"
+    # Outside pytest's 0700 base directory: the runs the faults suite starts as an unprivileged
+    # user must reach the lock too (they share it read-only, as on a node).
+    lock_dir = tempfile.mkdtemp(prefix="fsp-test-lock-")
+    os.chmod(lock_dir, 0o755)
+    lock = os.path.join(lock_dir, "fsyncprobe.lock")
+    with open(lock, "w"):
+        pass
+    os.chmod(lock, 0o644)
     saved = os.environ.get(ENV_LOCK_FILE)
-    os.environ[ENV_LOCK_FILE] = str(lock)
-    yield
-    if saved is None:
-        os.environ.pop(ENV_LOCK_FILE, None)
-    else:
-        os.environ[ENV_LOCK_FILE] = saved
+    os.environ[ENV_LOCK_FILE] = lock
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_LOCK_FILE, None)
+        else:
+            os.environ[ENV_LOCK_FILE] = saved
+        shutil.rmtree(lock_dir, ignore_errors=True)

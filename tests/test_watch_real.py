@@ -208,9 +208,11 @@ def test_corosync_run_delay_grows_by_the_burst_of_a_fifo_hog_on_its_cpu(make_rin
     # With the hog: the longest delay is the burst (a wake-up just after a burst began).
     assert 0.75 * burst_ns <= h["max_ns"] <= 1.35 * burst_ns, (q, h)
     assert h["max_ns"] - q["max_ns"] >= 0.5 * burst_ns, (q, h)
-    # Wake-ups land at random points of the 40 ms bursts (20 % of the time): the 99th percentile
-    # is well above the quiet one, and no more than the burst.
-    assert h["p99_ns"] > 10 * q["p99_ns"] and h["p99_ns"] <= 1.35 * burst_ns
+    # Wake-ups that land in a 40 ms burst (20 % of the time) wait for its end: the 99th percentile
+    # rises by a good part of the burst (about 10 ms seen here: corosync mostly wakes on its own
+    # timers, not at random points), and no more than the burst. A difference rather than a ratio:
+    # other rings' corosyncs on a busy machine raise the quiet p99 (3.7 ms seen), not the rise.
+    assert h["p99_ns"] - q["p99_ns"] >= 0.15 * burst_ns and h["p99_ns"] <= 1.35 * burst_ns, (q, h)
 
 
 # --- Cannot watch: one line, exit 3 ------------------------------------------------------------
