@@ -1,3 +1,5 @@
 """fsyncprobe: is this node's disk fit to hold cluster state?"""
 
-__version__ = "0.1.0"
+from fsyncprobe._version import version as _version
+
+__version__ = _version()

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
 import sys
 from typing import Any
+
+from click.testing import CliRunner
+
+
+def cli_runner() -> CliRunner:
+    """click's in-process runner with stderr kept apart from stdout, so `result.stdout` is the
+    report alone. That is the default from click 8.2; click 8.1 (Debian 12 ships 8.1.3, Debian 13
+    8.1.8) mixes stderr into stdout unless given `mix_stderr=False`, which 8.2 removed (issue 15)."""
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # the argument of click < 8.2
+    return CliRunner()
 
 
 def fsyncprobe(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

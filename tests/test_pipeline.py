@@ -13,11 +13,10 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from fsyncprobe.cli import main
 from fsyncprobe.device import mounts, stack
-from tests.cli_helpers import verdict_exit_code
+from tests.cli_helpers import cli_runner, verdict_exit_code
 
 COUNTED = {stack.resolve.__code__: "resolve the device stack", mounts.parse_mountinfo.__code__: "parse mountinfo"}
 
@@ -31,7 +30,7 @@ def calls_during(args: list[str]) -> dict[str, int]:
 
     sys.setprofile(hook)
     try:
-        res = CliRunner().invoke(main, args)
+        res = cli_runner().invoke(main, args)
     finally:
         sys.setprofile(None)
     report = json.loads(res.stdout)

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from fsyncprobe.cli import main
 from tests import realfs
-from tests.cli_helpers import fsyncprobe, verdict_json
+from tests.cli_helpers import cli_runner, fsyncprobe, verdict_json
 
 pytestmark = [
     pytest.mark.root,
@@ -88,7 +87,7 @@ def test_cluster_reads_a_fetched_directory_and_renders_markdown(reports: Path) -
 
 def test_cluster_input_errors_exit_2(reports: Path, tmp_path: Path) -> None:
     def cluster(*args: str) -> tuple[int, str]:
-        res = CliRunner().invoke(main, ["cluster", *args])
+        res = cli_runner().invoke(main, ["cluster", *args])
         assert isinstance(res.exception, SystemExit), res.exception  # an exit, not a crash
         return res.exit_code, res.stderr
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from fsyncprobe.cli import main
 from fsyncprobe.verdict import profiles
 from tests import realfs
-from tests.cli_helpers import fsyncprobe, verdict_json
+from tests.cli_helpers import cli_runner, fsyncprobe, verdict_json
 
 pytestmark = [
     pytest.mark.root,
@@ -173,7 +173,7 @@ def test_gates_and_strict(fast_fs: realfs.LoopFs) -> None:
 
 def invoke(*args: str) -> Result:
     """The CLI in-process (usage errors fail before measuring; no need for a subprocess each)."""
-    return CliRunner().invoke(main, list(args))
+    return cli_runner().invoke(main, list(args))
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:

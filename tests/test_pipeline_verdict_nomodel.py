@@ -10,12 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from fsyncprobe.cli import main
 from fsyncprobe.ring import model as ring
 from fsyncprobe.ring.types import ModelReport
-from tests.cli_helpers import verdict_exit_code
+from tests.cli_helpers import cli_runner, verdict_exit_code
 
 
 def test_verdict_without_the_model_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,7 +22,7 @@ def test_verdict_without_the_model_says_so(tmp_path: Path, monkeypatch: pytest.M
         raise ValueError("tail fit did not converge")
 
     monkeypatch.setattr(ring, "run_model", broken)
-    res = CliRunner().invoke(main, ["verdict", str(tmp_path), "--json", "--no-corosync-conf", "--duration",
+    res = cli_runner().invoke(main, ["verdict", str(tmp_path), "--json", "--no-corosync-conf", "--duration",
                                     "200ms", "--warmup", "0s", "--no-sched-probe"])
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exception  # exit 0 shows as None
     data = json.loads(res.stdout)

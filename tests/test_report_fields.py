@@ -18,10 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
-
 from fsyncprobe.cli import main
-from tests.cli_helpers import verdict_exit_code
+from tests.cli_helpers import cli_runner, verdict_exit_code
 
 RECORDED = Path(__file__).parent / "data" / "reports"
 QUICK = ["--duration", "300ms", "--warmup", "0s", "--json"]
@@ -59,7 +57,7 @@ def shape_differences(old: Any, new: Any, path: str = "$") -> list[str]:
 
 
 def run(*args: str) -> dict[str, Any]:
-    res = CliRunner().invoke(main, list(args))
+    res = cli_runner().invoke(main, list(args))
     report = json.loads(res.stdout)
     assert isinstance(report, dict)
     level = report["verdict"]["level"] if report["verdict"] else "pass"  # the disk decides; the code follows

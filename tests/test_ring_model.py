@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +19,7 @@ from fsyncprobe.ring import corosync
 from fsyncprobe.ring import model as ring
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram
-from tests.cli_helpers import fsyncprobe
+from tests.cli_helpers import cli_runner, fsyncprobe
 
 MS = 1_000_000
 
@@ -283,7 +283,7 @@ def test_cli_model_from_a_report_and_corrupt_reports(tmp_path: Path) -> None:
 
 
 def _invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
+    return cli_runner().invoke(main, list(args))
 
 
 def test_cli_model_needs_exactly_one_input() -> None:

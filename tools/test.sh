@@ -22,6 +22,9 @@ APT_PACKAGES=(
   bindfs                        # a real FUSE filesystem at /etc/pve (pmxcfs refusal) and of type fuse.glusterfs
   bpftrace                      # fsyncprobe watch (tests/test_watch_*.py)
   systemd                       # systemd-analyze verify of contrib/systemd/ (nothing is started)
+  # the Debian package (tests/test_debian_package.py): `make deb`, clean Debian 12/13 roots, man -l
+  make build-essential debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools
+  python3-click python3-rich python3-psutil python3-pyudev python3-tabulate debootstrap man-db
 )
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
@@ -34,6 +37,6 @@ fi
 
 "$PYTHON" -m pip install -q --root-user-action=ignore -e '.[test]'
 
-"$PYTHON" -m ruff check fsyncprobe tests bench
+"$PYTHON" -m ruff check fsyncprobe tests bench tools
 "$PYTHON" -m mypy
 exec "$PYTHON" -m pytest -q -p no:cacheprovider "$@"

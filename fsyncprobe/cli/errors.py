@@ -18,6 +18,14 @@ from fsyncprobe.render.literal import shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# A bare `fsyncprobe` shows the help. click 8.2 does it by raising NoArgsIsHelpError, a UsageError
+# that must pass through unchanged; click 8.1 (Debian 12 ships 8.1.3, Debian 13 8.1.8) has no such
+# class and prints the help and exits itself (click/core.py, `MultiCommand.parse_args`). An empty
+# tuple in `except` matches nothing, so the same code serves both (issue 15).
+_NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
+    c for c in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if c is not None
+)
+
 
 class _OneLineUsageError(click.ClickException):
     """A click usage error shown as one line (`fsyncprobe: error: ...`), exit 2.
@@ -43,7 +51,7 @@ class OneLineErrorGroup(click.Group):
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
             return super().make_context(*args, **kwargs)
-        except click.exceptions.NoArgsIsHelpError:
+        except _NO_ARGS_IS_HELP:
             raise  # bare `fsyncprobe`: the help text, as click shows it
         except click.UsageError as exc:
             raise _OneLineUsageError(exc) from None
@@ -51,7 +59,7 @@ class OneLineErrorGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.exceptions.NoArgsIsHelpError:
+        except _NO_ARGS_IS_HELP:
             raise  # bare `fsyncprobe`: the help text, as click shows it
         except click.UsageError as exc:
             raise _OneLineUsageError(exc) from None

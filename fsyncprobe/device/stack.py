@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from fsyncprobe.device.facts import SYS, Snapshot, _udev_context, collect_chain, has_udev_record, read_attribute
 from fsyncprobe.device.fstypes import NETWORK_FSTYPES, PSEUDO_FSTYPES, RAM_FSTYPES
-from fsyncprobe.device.mounts import MOUNTINFO, MountEntry, find_mount, mount_info, parse_mountinfo
+from fsyncprobe.device.mounts import MOUNTINFO, MountEntry, find_mount, mount_for, mount_info, parse_mountinfo
 from fsyncprobe.device.types import MountInfo
 
 _MAX_DEPTH = 16  # a loop file on a loop file on ... deeper than this is a cycle
@@ -178,9 +178,7 @@ def resolve(path: str, mountinfo_path: str = MOUNTINFO, sys_root: str = SYS) -> 
     os.stat(real)  # a missing path is FileNotFoundError here, not a wrong answer later
     with open(mountinfo_path, encoding="utf-8", errors="surrogateescape") as f:
         mounts = parse_mountinfo(f.read())
-    entry = find_mount(real, mounts)
-    if entry is None:
-        raise OSError(f"no mount holds {real}")
+    entry = mount_for(real, mounts)
     walk = _Walk(mounts=mounts, sys_root=sys_root, leaves=[], filesystems=[], warnings=[])
     stacks = list(dict.fromkeys(_top_of_mount(entry, walk, 0)))
     context = _udev_context()
