@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import jsonschema
 import pytest
 
 import fsyncprobe
+from fsyncprobe.cli import main
 from fsyncprobe.device.mounts import mount_of
 from tests import realfs
 from tests.cli_helpers import verdict_exit_code
@@ -113,9 +115,8 @@ class Release:
     """The pure part of the test suite, run in the root right after it was made (both roots at
     once, so the slowest part of this module overlaps with the other root's)."""
     readme: tuple[tuple[str, subprocess.CompletedProcess[str]], ...]
-    """README_ROOT only: each README install command and what it gave, run beside the pure
-    suite (they share nothing: the suite runs as nobody on the installed package, which the
-    README's `apt install` of the same version leaves as it is)."""
+    """README_ROOT only: each README install command and what it gave, run in a pristine copy
+    of the freshly bootstrapped root, beside this root's install and pure suite."""
 
 
 def _make_root(suite: str, root: Path, deb: Path, mirror: str) -> Release:
@@ -125,26 +126,39 @@ def _make_root(suite: str, root: Path, deb: Path, mirror: str) -> Release:
         capture_output=True, text=True, timeout=900,
     )
     assert boot.returncode == 0, f"debootstrap {suite}: {boot.stdout[-2000:]}{boot.stderr[-2000:]}"
-    shutil.copy(deb, root / "tmp" / deb.name)
-    install = in_chroot(root, (
-        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
-        f"apt-get install -y -qq --no-install-recommends /tmp/{deb.name} {' '.join(CHROOT_PACKAGES)}"
-    ))
-    assert install.returncode == 0, f"apt install in {suite}: {install.stdout[-3000:]}{install.stderr[-3000:]}"
-    with ThreadPoolExecutor(2) as pool:
-        pure = pool.submit(_pure_suite, root)
-        readme = pool.submit(_readme_install, root) if suite == README_ROOT else None
-        return Release(suite=suite, root=root, pure=pure.result(), readme=readme.result() if readme else ())
+    with ThreadPoolExecutor(1) as pool:
+        readme = None
+        if suite == README_ROOT:
+            # A pristine copy for the README's commands, so they meet a fresh Debian 12 (no
+            # fsyncprobe, no python3-click yet), and run beside this root's install and suite.
+            fresh = root.with_name(f"{root.name}-readme")
+            subprocess.run(["cp", "-a", str(root), str(fresh)], check=True)
+            readme = pool.submit(_readme_install, fresh)
+        shutil.copy(deb, root / "tmp" / deb.name)
+        install = in_chroot(root, (
+            "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
+            f"apt-get install -y -qq --no-install-recommends /tmp/{deb.name} {' '.join(CHROOT_PACKAGES)}"
+        ))
+        assert install.returncode == 0, f"apt install in {suite}: {install.stdout[-3000:]}{install.stderr[-3000:]}"
+        pure = _pure_suite(root)
+        return Release(suite=suite, root=root, pure=pure, readme=readme.result() if readme else ())
 
 
 def _pure_suite(root: Path) -> subprocess.CompletedProcess[str]:
     """Run PURE_TESTS in `root` on its system Python, against the installed package (the suite's
-    `fsyncprobe` and `profiles` are links to what the package installed)."""
+    `fsyncprobe` and `profiles` are links to what the package installed). Without hypothesis's
+    per-example deadline: see below."""
     suite_dir = root / "tmp" / "suite"
     shutil.copytree(ROOT / "tests", suite_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     (suite_dir / "fsyncprobe").symlink_to("/usr/lib/python3/dist-packages/fsyncprobe")
     (suite_dir / "profiles").symlink_to("fsyncprobe/verdict/profiles")
     (suite_dir / "pytest.ini").write_text("[pytest]\nmarkers =\n    root: needs root\n    slow: slow\n")
+    # The two roots' suites and the README's commands share the machine: a wall-clock deadline
+    # per example would measure the neighbours, not the code (hypothesis's `deadline` setting).
+    (suite_dir / "conftest.py").write_text(
+        "from hypothesis import settings\n"
+        "settings.register_profile('shared', deadline=None)\nsettings.load_profile('shared')\n"
+    )
     files = " ".join(f"tests/{f}" for f in PURE_TESTS)
     # As an unprivileged user: the few tests of these files that build a loop device skip with
     # their "needs root" reason (they run in the main suite), and nothing can touch the host.
@@ -259,7 +273,10 @@ def test_man_page_and_completion(releases: dict[str, Release], suite: str) -> No
     rel = releases[suite]
     page_path = rel.root / "usr/share/man/man1/fsyncprobe.1.gz"
     page = gzip.decompress(page_path.read_bytes()).decode()
-    for command in ("bench", "device", "model", "verdict", "cluster"):
+    ctx = click.Context(main)
+    commands = [c for c in main.list_commands(ctx) if not getattr(main.get_command(ctx, c), "hidden", True)]
+    assert {"bench", "device", "model", "verdict", "cluster"} <= set(commands)
+    for command in commands:
         assert f".SS fsyncprobe {command} " in page, command
     rendered = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", str(page_path)], capture_output=True,
                               text=True, env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin", "MAN_KEEP_FORMATTING": ""})
@@ -295,7 +312,8 @@ def readme_install_commands() -> list[str]:
 
 
 def _readme_install(root: Path) -> tuple[tuple[str, subprocess.CompletedProcess[str]], ...]:
-    """Run the README's install commands, as root, in a copy of the checkout at /tmp/src."""
+    """Run the README's install commands, as root, in a copy of the checkout at /tmp/src of a
+    fresh root."""
     src = root / "tmp" / "src"
     tree = subprocess.run(["tar", "-C", str(ROOT), "-cf", "-", "--exclude=./.git", "--exclude=./dist",
                            "--exclude=__pycache__", "."], capture_output=True, check=True).stdout
