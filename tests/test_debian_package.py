@@ -234,9 +234,13 @@ def test_commands_in_clean_root(releases: dict[str, Release], suite: str) -> Non
     assert version.returncode == 0, version.stderr
     assert version.stdout.split("\n")[:2] == [f"fsyncprobe, version {pyproject_version()}", pyproject_version()]
 
+    table = in_chroot(rel.root, "fsyncprobe device /")
+    assert table.returncode == 0 and "Traceback" not in table.stderr, table.stderr
     device = in_chroot(rel.root, "fsyncprobe device / --json")
     assert device.returncode == 0, device.stderr
-    assert json.loads(device.stdout)["device"]["path"] == "/"
+    found = json.loads(device.stdout)["device"]
+    assert found["path"] == "/" and found["leaves"], found
+    assert found["leaves"][0]["name"] in table.stdout
 
     schema_path = next(rel.root.glob("usr/lib/python3/dist-packages/fsyncprobe/report/schema.json"))
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
