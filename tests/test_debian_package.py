@@ -48,12 +48,13 @@ PURE_TESTS = (
     "test_device_snapshots.py", "test_device_stack.py", "test_package_layout.py", "test_parsers_property.py",
     "test_render_verdict.py", "test_report_fields.py", "test_report_schema.py", "test_ring_conf.py",
     "test_ring_evidence.py", "test_ring_model.py", "test_stats_histogram.py", "test_verdict_profiles.py",
-    "test_verdict_rules.py", "test_verdict_rules_snapshots.py", "test_cli_badargs.py",
+    "test_verdict_rules.py", "test_verdict_rules_snapshots.py", "test_cli_badargs.py", "test_watch_script.py",
 )
 """The pure part of the suite: no root, no loop device, no Corosync, no tool beyond the package's
 own dependencies (statistics, classification of saved snapshots, the ring model, rules,
-renderers, parsers, the report schema and the CLI's refusals of bad arguments). They run against
-the installed package: the suite's copy has `fsyncprobe` linked to the installed one."""
+renderers, parsers, the report schema, the CLI's refusals of bad arguments, the watch's script
+generator and reader). They run against the installed package: the suite's copy has
+`fsyncprobe` linked to the installed one."""
 
 README_ROOT = "bookworm"
 """Where the README's install commands run: "every install command works on a fresh Debian 12"."""
