@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.ringkit import Ring
-from tests.ringrate import LogNormalStalls, Trial, model_tolerance, run_series, table
+from tests.ringrate import LogNormalStalls, Trial, model_view, run_series, table
 
 
 def _machine() -> str:
@@ -69,13 +69,13 @@ def main() -> None:
                                        "distribution options)")
     args = ap.parse_args()
     dist = LogNormalStalls(args.median_ms, args.sigma, args.cap_ms)
-    tolerance_ms, width_ms, bound = model_tolerance()
+    view = model_view()
     if args.from_csv:
         with open(args.from_csv, newline="") as f:
             saved = [Trial(int(row["ring"]), int(row["node"]), float(row["requested_ms"]), float(row["applied_ms"]),
                            int(row["memberships"]), bool(int(row["link_down"])), int(row["late"]))
                      for row in csv.DictReader(f)]
-        print(table(dist, saved, tolerance_ms, width_ms, bound, args.level))
+        print(table(dist, saved, view, args.level))
         return
     if os.geteuid() != 0:
         raise SystemExit("ringrate: needs root (network namespaces, SIGSTOP of corosync)")
@@ -127,7 +127,7 @@ def main() -> None:
     trials = [t for run in runs for t in run]
     print(f"wall time: {elapsed / 60:.1f} min of stalls, {args.rings} rings; "
           f"load {os.getloadavg()[0]:.1f} at the end\n")
-    print(table(dist, trials, tolerance_ms, width_ms, bound, args.level))
+    print(table(dist, trials, view, args.level))
     if args.trials_csv:
         with open(args.trials_csv, "w", newline="") as f:
             w = csv.writer(f)

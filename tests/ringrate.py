@@ -92,15 +92,30 @@ class Trial:
     """Of `memberships`, those found only before the next stall."""
 
 
-def model_tolerance() -> tuple[float, float, str]:
-    """The model's stall tolerance, its ramp width (one knet ping interval, the phase its
-    derivation averages over; 0 when the token bound rules) and the bound, for the test ring."""
+@dataclass(frozen=True)
+class ModelView:
+    """What the model says about the test ring's stalls."""
+
+    tolerance_ms: float
+    """`run_model(...).stall_tolerance_ms`: the median stall that re-forms the ring."""
+    bound: str
+    """The clock that sets it."""
+    ping_interval_ms: float
+    """knet_ping_interval: the width of the ramp as the model's derivation is written (the last
+    pong's age uniform over one ping interval)."""
+    width_ms: float
+    """The ramp's width with libknet's heartbeat tick (`reforms.knet_ramp_width_ms`)."""
+
+
+def model_view() -> ModelView:
+    """The model's figures for the test ring (3 nodes, `token: 1000`, knet defaults)."""
     report = ring.run_model(
         [node_from_latencies("test", [0.01] * 100)],
         ring.ModelParams(nodes=NODES, token_ms=TOKEN_MS, network_latency_ms=0.05, jitter_ms=0.0, coupling=0.0),
     )
-    width = report.knet_ping_interval_ms if report.stall_tolerance_bound_by == "knet link" else 0.0
-    return report.stall_tolerance_ms, float(width or 0.0), report.stall_tolerance_bound_by
+    interval = float(report.knet_ping_interval_ms or 0.0)
+    width = reforms.knet_ramp_width_ms(interval) if report.stall_tolerance_bound_by == "knet link" else 0.0
+    return ModelView(report.stall_tolerance_ms, report.stall_tolerance_bound_by, interval, width)
 
 
 def _count(text: str, what: str) -> int:
@@ -183,40 +198,40 @@ class Prediction:
     high: int
 
 
-def predictions(dist: LogNormalStalls, trials: Sequence[Trial], tolerance_ms: float, width_ms: float,
-                level: float) -> list[Prediction]:
-    """The model's predicted number of stalls that re-form the ring, four ways: from the
-    distribution (binomial counts) with the threshold as a step and with its ramp, and from the
-    stalls as they happened (Poisson-binomial) with the ramp and with the step (no noise left)."""
+def predictions(dist: LogNormalStalls, trials: Sequence[Trial], view: ModelView, level: float) -> list[Prediction]:
+    """The predicted number of stalls that re-form the ring: from the distribution (a binomial
+    count: every stall has the same chance) and from the stalls as they happened (Poisson-binomial),
+    with the model's threshold as a step (what its false-loss rate does), as a ramp of one ping
+    interval (its derivation as written) and as the ramp with libknet's heartbeat tick."""
     n = len(trials)
     out = []
-    for name, w in (("threshold, from the distribution", 0.0), ("ramp, from the distribution", width_ms)):
-        q = dist.p_reform(tolerance_ms, w)
+    ramps = (("threshold (step)", 0.0), (f"ramp {view.ping_interval_ms:.0f} ms (ping interval)", view.ping_interval_ms),
+             (f"ramp {view.width_ms:.0f} ms (ping period + tick)", view.width_ms))
+    for name, w in ramps:
+        q = dist.p_reform(view.tolerance_ms, w)
         lo, hi = reforms.count_interval([q] * n, level)
-        out.append(Prediction(name, n * q, lo, hi))
-    ps = [reforms.reform_probability(t.actual_ms, tolerance_ms, width_ms) for t in trials]
-    lo, hi = reforms.count_interval(ps, level)
-    out.append(Prediction("ramp, from the stalls as applied", sum(ps), lo, hi))
-    step = sum(reforms.reform_probability(t.actual_ms, tolerance_ms) for t in trials)
-    out.append(Prediction("threshold, from the stalls as applied", step, round(step), round(step)))
+        out.append(Prediction(f"{name}, from the distribution", n * q, lo, hi))
+    for name, w in ramps:
+        ps = [reforms.reform_probability(t.actual_ms, view.tolerance_ms, w) for t in trials]
+        lo, hi = reforms.count_interval(ps, level)
+        out.append(Prediction(f"{name}, from the stalls as applied", sum(ps), lo, hi))
     return out
 
 
-def table(dist: LogNormalStalls, trials: Sequence[Trial], tolerance_ms: float, width_ms: float, bound: str,
-          level: float) -> str:
+def table(dist: LogNormalStalls, trials: Sequence[Trial], view: ModelView, level: float) -> str:
     """The result as Markdown: counts, each prediction with its interval, and stalls by length."""
     n = len(trials)
     reformed = sum(1 for t in trials if t.memberships)
     lines = [
         f"stalls: log-normal, median {dist.median_ms:g} ms, sigma {dist.sigma:g}, cut at {dist.cap_ms:g} ms; "
-        f"model: tolerance {tolerance_ms:.0f} ms ({bound} bound), ramp width {width_ms:.0f} ms",
+        f"model: tolerance {view.tolerance_ms:.0f} ms ({view.bound} bound)",
         f"{n} stalls; {reformed} re-formed the ring ({sum(t.memberships for t in trials)} \"A new membership\" "
         f"lines, {sum(t.late for t in trials)} late); {sum(t.link_down for t in trials)} took a knet link down",
         "",
         f"| prediction | expected | {level:.0%} interval | counted | inside |",
         "|---|---|---|---|---|",
     ]
-    for p in predictions(dist, trials, tolerance_ms, width_ms, level):
+    for p in predictions(dist, trials, view, level):
         if p.low == p.high:  # a step given the stall lengths leaves nothing to chance
             inside, span = "-", "none (no chance left)"
         else:
@@ -224,19 +239,23 @@ def table(dist: LogNormalStalls, trials: Sequence[Trial], tolerance_ms: float, w
         lines.append(f"| {p.name} | {p.expected:.1f} | {span} | {reformed} | {inside} |")
     centre, width = fit_ramp(trials)
     lines += ["", f"A ramp fitted to these stalls (maximum likelihood, not a prediction): centre {centre:.0f} ms, "
-              f"width {width:.0f} ms."]
-    lines += ["", "| stall (as applied) | stalls | re-formed | fraction | model ramp | model step |",
-              "|---|---|---|---|---|---|"]
-    edges = [0, 300, 400, 500, 550, 600, 650, 700, 750, 800, 900, 1000, 1200, 100_000]
+              f"width {width:.0f} ms; by stalled node: " + ", ".join(
+                  "n{} {:.0f}/{:.0f} ms".format(i, *fit_ramp([t for t in trials if t.node == i]))
+                  for i in range(1, NODES + 1) if any(t.node == i for t in trials)) + " (centre/width)."]
+    w0, w1 = view.ping_interval_ms, view.width_ms
+    lines += ["", f"| stall (as applied) | stalls | re-formed | fraction | ramp {w1:.0f} | ramp {w0:.0f} | step |",
+              "|---|---|---|---|---|---|---|"]
+    edges = [0, 200, 300, 400, 500, 550, 600, 650, 700, 750, 800, 900, 1000, 1200, 100_000]
     for lo, hi in itertools.pairwise(edges):
         sel = [t for t in trials if lo <= t.actual_ms < hi]
         if not sel:
             continue
         got = sum(1 for t in sel if t.memberships)
-        ramp = sum(reforms.reform_probability(t.actual_ms, tolerance_ms, width_ms) for t in sel) / len(sel)
-        step = sum(reforms.reform_probability(t.actual_ms, tolerance_ms) for t in sel) / len(sel)
+        cells = [sum(reforms.reform_probability(t.actual_ms, view.tolerance_ms, w) for t in sel) / len(sel)
+                 for w in (w1, w0, 0.0)]
         label = f"{lo}-{hi} ms" if hi < 100_000 else f">= {lo} ms"
-        lines.append(f"| {label} | {len(sel)} | {got} | {got / len(sel):.2f} | {ramp:.2f} | {step:.2f} |")
+        lines.append(f"| {label} | {len(sel)} | {got} | {got / len(sel):.2f} | " + " | ".join(f"{c:.2f}" for c in cells)
+                     + " |")
     return "\n".join(lines)
 
 

@@ -105,3 +105,11 @@ def test_lognormal_stalls_predictions_match_their_draws() -> None:
         assert dist.p_reform(619, width) == pytest.approx(drawn, abs=0.01)
     assert dist.p_reform(619) == pytest.approx(0.4225, abs=0.001)  # 1 - Phi(ln(619/550) / 0.6)
     assert LogNormalStalls(550, 0.6, 600).p_reform(619) == 0.0
+
+
+def test_knet_ramp_width_counts_whole_ticks() -> None:
+    # T = 1650 ms: knet_ping_interval 412 ms -> a ping every third 200 ms tick, + one tick.
+    assert reforms.knet_ramp_width_ms(412) == 800
+    assert reforms.knet_ramp_width_ms(400) == 600
+    assert reforms.knet_ramp_width_ms(401) == 800
+    assert reforms.knet_ramp_width_ms(912, tick_ms=100) == 1100

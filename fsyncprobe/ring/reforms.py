@@ -2,11 +2,17 @@
 far a real count may lie from that by chance alone (issue 17: the end-to-end check of the rate).
 
 Pure: no I/O, no clock, no printing. `fsyncprobe.ring.model` gives the stall tolerance as one
-figure, the median stall that re-forms the ring; its knet-link bound is derived from a phase (the
-age of the last pong when the stall begins, uniform over one ping interval: see
-`model.stall_bounds`), so the same derivation gives the chance for any stall length: a ramp of
-one ping interval's width centred on the tolerance. Width 0 is the model's threshold used as a
-step, which is what the false-loss rate does (it counts the stalls longer than the tolerance).
+figure, the median stall that re-forms the ring. Width 0 is that threshold used as a step, which
+is what the model's false-loss rate does (it counts the stalls longer than the tolerance). The
+knet-link bound is derived from a phase (the age of the last pong when the stall begins: see
+`model.stall_bounds`), so the same mechanism gives the chance for any stall length, a ramp
+centred on the tolerance. Its width is where the heartbeat tick matters (`knet_ramp_width_ms`):
+libknet sends pings and checks pong timeouts only on its heartbeat thread's tick, so the pings
+leave a whole number of ticks apart (the last pong's age is spread over that period) and the
+timeout is noticed up to one tick late; the two shift the median in opposite directions (the
+model leaves both out there) but both widen the ramp. On real rings a ramp of one ping interval
+(412 ms at T = 1650 ms) was too narrow and the tick-based 800 ms fitted (docs/validation.md,
+"Rate of membership changes").
 
 Each stall re-forms the ring or not, independently, with its own probability, so the count is a
 Poisson-binomial variable; with stall lengths drawn from a distribution instead of known, every
@@ -16,7 +22,19 @@ over the distribution) and the count is binomial, the special case with all prob
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+
+from fsyncprobe.ring.model import KNET_THREADS_TIMER_RES_MS
+
+
+def knet_ramp_width_ms(ping_interval_ms: float, tick_ms: float = KNET_THREADS_TIMER_RES_MS) -> float:
+    """Width of the stall lengths over which a knet link goes down, from never to always: the
+    time between two pings, a whole number of heartbeat ticks (a ping leaves on the first tick at
+    least `ping_interval_ms` after the last one: libknet threads_heartbeat.c `_handle_check_each`,
+    run once per `threads_timer_res` tick, libknet.h KNET_THREADS_TIMER_RES), plus the one tick by
+    which a timeout may be noticed late. 600 + 200 = 800 ms at knet_ping_interval 412 ms."""
+    return math.ceil(ping_interval_ms / tick_ms) * tick_ms + tick_ms
 
 
 def reform_probability(stall_ms: float, tolerance_ms: float, width_ms: float = 0.0) -> float:
