@@ -49,8 +49,8 @@ def test_membership_changes_match_model_rate(make_ring: Callable[..., Ring]) -> 
     # The model's tolerance with the transition libknet's heartbeat tick gives it (a ramp of one
     # ping period plus one tick): for stalls drawn from the distribution (a binomial count) and
     # for the stalls as they happened (Poisson-binomial). The threshold alone, as the model's
-    # false-loss rate uses it, predicted 10 % too few over 1,500 stalls (633 where 706 were
-    # counted): more than this test's noise can tell, so it is printed, not asserted
+    # false-loss rate uses it, predicted 10-16 % too few in two long runs (633 where 706 were
+    # counted, 447 where 535): more than this test's noise can tell, so it is printed, not asserted
     # (docs/validation.md, "Rate of membership changes").
     wanted = [p for p in predictions(DIST, trials, view, LEVEL) if p.name.startswith(f"ramp {view.width_ms:.0f} ms")]
     assert len(wanted) == 2

@@ -34,7 +34,7 @@ def knet_ramp_width_ms(ping_interval_ms: float, tick_ms: float = KNET_THREADS_TI
     least `ping_interval_ms` after the last one: libknet threads_heartbeat.c `_handle_check_each`,
     run once per `threads_timer_res` tick, libknet.h KNET_THREADS_TIMER_RES), plus the one tick by
     which a timeout may be noticed late. 600 + 200 = 800 ms at knet_ping_interval 412 ms."""
-    return math.ceil(ping_interval_ms / tick_ms) * tick_ms + tick_ms
+    return float(math.ceil(ping_interval_ms / tick_ms) * tick_ms + tick_ms)
 
 
 def reform_probability(stall_ms: float, tolerance_ms: float, width_ms: float = 0.0) -> float:
