@@ -24,6 +24,7 @@ from fsyncprobe.device.types import DeviceReport
 from fsyncprobe.errors import FsyncprobeError, InputError, Interrupted, UsageError
 from fsyncprobe.measure import engine, nodelock, safety
 from fsyncprobe.measure.loop import ProgressCallback
+from fsyncprobe.measure.ringid import RingIdTarget
 from fsyncprobe.measure.types import BenchParams, BenchResult
 from fsyncprobe.measure.workloads import default_block_size
 from fsyncprobe.report.codec import load_report
@@ -32,6 +33,7 @@ from fsyncprobe.report.types import Report
 from fsyncprobe.ring import conf, live
 from fsyncprobe.ring import model as ring_model
 from fsyncprobe.ring.inputs import NodeDistribution, node_from_benches, node_from_latencies, node_from_watch
+from fsyncprobe.ring.ringid import ring_id_model
 from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.units import format_seconds
 from fsyncprobe.verdict import profiles, rules
@@ -43,6 +45,9 @@ CLUSTER_STATE = safety.CLUSTER_STATE_DIR
 """Where pmxcfs keeps config.db (pve-cluster src/pmxcfs/database.c)."""
 DEFAULT_BENCH_PATH = "/var/lib"
 """What `bench` and `device` look at when no path is given."""
+COROSYNC_STATE_DIR = "/var/lib/corosync"
+"""corosync's state dir when corosync.conf sets no `system.state_dir` (exec/util.c `get_state_dir`:
+LOCALSTATEDIR/lib/corosync; Debian's corosync.service sets no $STATE_DIRECTORY)."""
 DEFAULT_RING_NODES = 3
 """Nodes assumed when neither `--nodes`, corosync.conf nor several reports say (the smallest ring
 with a quorum that survives a node's loss)."""
@@ -94,6 +99,38 @@ class RingOptions:
     """`--tail-shape-max`: the largest generalised Pareto shape the stall tail may take."""
     live_ring: bool = True
     """False with `--no-live-ring`: do not ask a running corosync (`fsyncprobe.ring.live`)."""
+
+
+@dataclass(frozen=True)
+class RingIdOptions:
+    """Whether and where corosync's ring-id write is measured beside the workloads."""
+
+    enabled: bool = True
+    """False with `--no-ring-id`."""
+    state_dir: str | None = None
+    """`--state-dir`: corosync's state dir (None: corosync.conf's `system.state_dir`, else
+    /var/lib/corosync when it exists, else the measured path)."""
+
+
+def ring_id_target(opts: RingIdOptions, measured_path: str, conf_path: str | None = None,
+                   read_conf: bool = True) -> RingIdTarget | None:
+    """The directory whose filesystem the ring-id write is measured on, labelled with where it
+    came from: `--state-dir`, else corosync.conf's `system.state_dir`, else corosync's default
+    when it exists, else the measured path itself (no corosync here). An unreadable corosync.conf
+    is passed over here: the model reports it."""
+    if not opts.enabled:
+        return None
+    if opts.state_dir:
+        return RingIdTarget(opts.state_dir, "given (--state-dir)")
+    try:
+        settings = conf.load_settings(conf_path, read_conf)
+    except FsyncprobeError:
+        settings = None
+    if settings is not None and settings.state_dir:
+        return RingIdTarget(settings.state_dir, f"system.state_dir in {settings.source}")
+    if os.path.isdir(COROSYNC_STATE_DIR):
+        return RingIdTarget(COROSYNC_STATE_DIR, "corosync's default state dir (exec/util.c get_state_dir)")
+    return RingIdTarget(measured_path, "no corosync state dir on this node: the measured path's filesystem")
 
 
 def _check_ring(ring: RingOptions) -> None:
@@ -151,11 +188,12 @@ def _device_of(path: str, feedback: Feedback) -> tuple[Snapshot | None, DeviceRe
 
 
 def _measure(command: str, path: str, plan: Sequence[BenchParams], sched_probe: bool, feedback: Feedback,
-             allow_concurrent: bool = False) -> _Measured:
+             allow_concurrent: bool = False, ring_id: RingIdTarget | None = None) -> _Measured:
     """Check `path`, resolve its device once, then run every planned workload on it in turn,
     holding the node's measurement lock (`nodelock`) unless `allow_concurrent`. A run cut short
     raises `PartialRun` with a report of everything measured until then (its cause alone when
-    nothing was)."""
+    nothing was). corosync's ring-id write is measured beside each workload on `ring_id`'s
+    filesystem, resolved once here (`engine.ring_id_site`)."""
     real = engine.check_target(path)  # a bad PATH is one error line, before any other output
     snap, device = _device_of(path, feedback)
     where = engine.target(path, real, snap)  # refuses pmxcfs and kernel interfaces
@@ -163,6 +201,7 @@ def _measure(command: str, path: str, plan: Sequence[BenchParams], sched_probe: 
     if shared is not None:
         feedback.warning(shared)
     warnings = (shared,) if shared is not None else ()
+    site = engine.ring_id_site(ring_id, where) if ring_id is not None else None
     benches: list[BenchResult] = []
     with nodelock.hold(allow_concurrent):
         for params in plan:
@@ -170,7 +209,8 @@ def _measure(command: str, path: str, plan: Sequence[BenchParams], sched_probe: 
                 feedback.stage(f"measuring {params.workload.value} on {path} "
                                f"({(params.duration_ns or 0) / 1e9:g} s + {params.warmup_ns / 1e9:g} s warm-up)")
             try:
-                benches.append(engine.run_bench(params, where, progress=feedback.progress, sched_probe=sched_probe))
+                benches.append(engine.run_bench(params, where, progress=feedback.progress, sched_probe=sched_probe,
+                                                ring_id=site))
             except engine.PartialRunError as exc:
                 if exc.result is not None:
                     benches.append(exc.result)
@@ -186,9 +226,11 @@ def _measure(command: str, path: str, plan: Sequence[BenchParams], sched_probe: 
 
 
 def bench(params: BenchParams, sched_probe: bool = True, feedback: Feedback = Feedback(),
-          allow_concurrent: bool = False) -> Report:
-    """`fsyncprobe bench`: one workload on the filesystem holding `params.path`, and its device."""
-    measured = _measure("bench", params.path, (params,), sched_probe, feedback, allow_concurrent)
+          allow_concurrent: bool = False, ring_id: RingIdOptions = RingIdOptions()) -> Report:
+    """`fsyncprobe bench`: one workload on the filesystem holding `params.path`, and its device
+    (and corosync's ring-id write beside it, `ring_id_target`)."""
+    measured = _measure("bench", params.path, (params,), sched_probe, feedback, allow_concurrent,
+                        ring_id_target(ring_id, params.path))
     return new_report("bench", params.path, measured.benches, device=measured.device, warnings=measured.warnings)
 
 
@@ -214,9 +256,10 @@ def verdict(
     path: str | None, profile_name: str | None = None, duration_ns: int | None = None,
     warmup_ns: int | None = None, sched_probe: bool = True, gates: rules.Gates | None = None,
     ring: RingOptions = RingOptions(), feedback: Feedback = Feedback(), allow_concurrent: bool = False,
-    from_watch: str | None = None,
+    from_watch: str | None = None, ring_id: RingIdOptions = RingIdOptions(),
 ) -> Report:
-    """`fsyncprobe verdict`: the profile's workloads, the device, the ring model and the rules.
+    """`fsyncprobe verdict`: the profile's workloads (with corosync's ring-id write beside
+    them), the device, the ring model and the rules.
     With `from_watch`, the model takes its distributions from that watch report (hours of the
     real processes beat seconds of load: shared/DESIGN.md, "Evidence, not extrapolation").
 
@@ -227,7 +270,7 @@ def verdict(
     profile = profiles.load(profile_name)
     where = path or default_verdict_path()
     measured = _measure("verdict", where, verdict_plan(profile, where, duration_ns, warmup_ns), sched_probe,
-                        feedback, allow_concurrent)
+                        feedback, allow_concurrent, ring_id_target(ring_id, where, ring.conf_path, ring.read_conf))
     report = new_report("verdict", where, measured.benches, device=measured.device)
     model: ModelReport | None = None
     why_no_model: str | None = None
@@ -329,7 +372,9 @@ def _ring_model(nodes: Sequence[NodeDistribution], ring: RingOptions, default_no
         live_rotation_ms=lin.rotation_ms if lin is not None and timers is not None else None,
         value_sources=(lin.sources if lin is not None else ()) + _given_sources(ring),
     )
-    return ring_model.run_model(nodes, params)
+    result = ring_model.run_model(nodes, params)
+    # What corosync's own ring-id write does to a membership change (ring/ringid.py).
+    return replace(result, ring_id_store=ring_id_model(nodes, result))
 
 
 def model(

@@ -91,8 +91,11 @@ class Ring:
     """A corosync ring of `nodes` nodes in namespaces; `close()` removes everything it made."""
 
     def __init__(self, base: Path, tag: str, link: str = "bridge", token_ms: int = TOKEN_MS,
-                 totem_extra: str = "", subnet: int = 213, nodes: int = NODES) -> None:
+                 totem_extra: str = "", subnet: int = 213, nodes: int = NODES,
+                 state_dirs: dict[int, Path] | None = None) -> None:
         self.base = base
+        # Nodes whose `system { state_dir }` is not base/state<i> (one on a throttled disk, say).
+        self.state_dirs = dict(state_dirs or {})
         self.nodes = nodes
         self.totem_extra = totem_extra
         self.prefix = f"fsp{os.getpid()}{tag}"
@@ -102,6 +105,9 @@ class Ring:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.hub: subprocess.Popen[str] | None = None
         self.subnet = subnet
+
+    def state_dir(self, i: int) -> Path:
+        return self.state_dirs.get(i, self.base / f"state{i}")
 
     def ns(self, i: int) -> str:
         return f"{self.prefix}-n{i}"
@@ -163,14 +169,14 @@ class Ring:
             "quorum {\n  provider: corosync_votequorum\n}\n"
             f"logging {{\n  to_stderr: no\n  to_syslog: no\n  to_logfile: yes\n  logfile: {self.base}/n{i}.log\n"
             "  timestamp: hires\n  debug: off\n}\n"
-            f"system {{\n  state_dir: {self.base}/state{i}\n}}\n"
+            f"system {{\n  state_dir: {self.state_dir(i)}\n}}\n"
         )
 
     def conf_path(self, i: int) -> Path:
         return self.base / f"n{i}.conf"
 
     def _start_node(self, i: int) -> None:
-        (self.base / f"state{i}").mkdir(exist_ok=True)
+        self.state_dir(i).mkdir(exist_ok=True)
         self.conf_path(i).write_text(self.conf_text(i))
         # `ip netns exec` and `unshare` exec in place, so the pid we get is corosync's.
         # A private mount namespace with a tmpfs on /run keeps the pid file and IPC out of the host's.
@@ -225,15 +231,17 @@ class Ring:
 
 
 def make_ring_fixture(tmp_path: Path) -> Iterator[Callable[..., Ring]]:
-    """Body of the `make_ring` fixture: `make_ring(tag, link, totem_extra, nodes)` starts a ring;
+    """Body of the `make_ring` fixture: `make_ring(tag, link, totem_extra, nodes, state_dirs)` starts a ring;
     every ring is closed, and no namespace of this process is left, at the end of the test."""
     need()
     rings: list[Ring] = []
 
-    def factory(tag: str, link: str = "bridge", totem_extra: str = "", nodes: int = NODES) -> Ring:
+    def factory(tag: str, link: str = "bridge", totem_extra: str = "", nodes: int = NODES,
+                state_dirs: dict[int, Path] | None = None) -> Ring:
         base = tmp_path / tag
         base.mkdir()
-        r = Ring(base, tag, link, totem_extra=totem_extra, subnet=213 + len(rings), nodes=nodes)
+        r = Ring(base, tag, link, totem_extra=totem_extra, subnet=213 + len(rings), nodes=nodes,
+                 state_dirs=state_dirs)
         rings.append(r)
         r.start()
         return r

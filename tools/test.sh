@@ -17,6 +17,7 @@ APT_PACKAGES=(
   corosync iproute2             # a real Corosync ring in network namespaces (ip netns, tc netem)
   procps kmod
   udev                          # a real systemd-udevd the device tests start and stop (tests/test_device_udev.py)
+  strace                        # the ring-id probe makes exactly corosync_ring_id_store's calls
   prometheus-node-exporter      # the real textfile-collector parser for --format prometheus
   ansible-core                  # contrib/ansible/collect.yml, run against localhost
   bindfs                        # a real FUSE filesystem at /etc/pve (pmxcfs refusal) and of type fuse.glusterfs

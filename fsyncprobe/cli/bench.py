@@ -6,7 +6,15 @@ import click
 
 from fsyncprobe import pipeline
 from fsyncprobe.cli.errors import handle_errors
-from fsyncprobe.cli.options import allow_concurrent_option, duration_option, output_options, resolve_format, size_option
+from fsyncprobe.cli.options import (
+    allow_concurrent_option,
+    duration_option,
+    output_options,
+    resolve_format,
+    ring_id_options,
+    ring_id_settings,
+    size_option,
+)
 from fsyncprobe.cli.output import emit, feedback
 from fsyncprobe.measure.types import BenchParams, SyncMethod, Workload
 from fsyncprobe.measure.workloads import default_block_size
@@ -78,11 +86,13 @@ def make_params(
               "wake-ups can raise the measured rate (README 'Performance'); --no-sched-probe measures the "
               "disk alone.")
 @allow_concurrent_option
+@ring_id_options
 @output_options((Format.TABLE, Format.JSON, Format.MARKDOWN))
 @handle_errors
 def bench(
     path: str, workload: str, sync: str, block_size: int | None, file_size: int, duration: int | None,
-    ops: int | None, warmup: int, stall_threshold: int, sched_probe: bool, allow_concurrent: bool, fmt: str | None,
+    ops: int | None, warmup: int, stall_threshold: int, sched_probe: bool, allow_concurrent: bool, ring_id: bool,
+    state_dir: str | None, fmt: str | None,
     as_json: bool, output: str, quiet: bool, no_progress: bool,
 ) -> None:
     """Measure a sync-write workload on the filesystem holding PATH (default /var/lib).
@@ -92,9 +102,11 @@ def bench(
     """
     out_format = resolve_format(fmt, as_json)
     params = make_params(path, workload, sync, block_size, file_size, duration, ops, warmup, stall_threshold)
+    rid = ring_id_settings(ring_id, state_dir)
     with feedback(quiet, no_progress) as fb:
         try:
-            report = pipeline.bench(params, sched_probe=sched_probe, feedback=fb, allow_concurrent=allow_concurrent)
+            report = pipeline.bench(params, sched_probe=sched_probe, feedback=fb, allow_concurrent=allow_concurrent,
+                                    ring_id=rid)
         except pipeline.PartialRun as exc:
             emit(exc.report, out_format, output)
             raise exc.cause from None

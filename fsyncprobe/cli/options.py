@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from fsyncprobe.pipeline import RingOptions
+from fsyncprobe.pipeline import RingIdOptions, RingOptions
 from fsyncprobe.render import Format
 from fsyncprobe.ring.model import MAX_NODES_SEARCHED
 from fsyncprobe.units import format_duration_ns, format_size, parse_duration_ns, parse_size
@@ -120,6 +120,29 @@ def ring_settings(nodes: int | None, token_ms: float | None, conf_path: str | No
     """The values of `ring_options` as the pipeline takes them."""
     return RingOptions(nodes=nodes, token_ms=token_ms, conf_path=conf_path, read_conf=not no_corosync_conf,
                        coupling=coupling, live_ring=not no_live_ring)
+
+
+def ring_id_options(fn: F) -> F:
+    """`--ring-id/--no-ring-id` and `--state-dir`: corosync's ring-id write beside the workloads."""
+    opts = [
+        click.option("--ring-id/--no-ring-id", "ring_id", default=True, show_default=True,
+                     help="Time corosync's ring-id write (creat + 8-byte write + close, as at every new "
+                          "membership) a few times a second beside the workloads, in a private temp dir on "
+                          "the filesystem of corosync's state dir."),
+        click.option("--state-dir", "state_dir", default=None, metavar="DIR",
+                     help="corosync's state dir (default: system.state_dir of corosync.conf, else "
+                          "/var/lib/corosync when it exists, else PATH)."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def ring_id_settings(ring_id: bool, state_dir: str | None) -> RingIdOptions:
+    """The values of `ring_id_options` as the pipeline takes them."""
+    if state_dir is not None and not ring_id:
+        raise click.UsageError("--state-dir conflicts with --no-ring-id")
+    return RingIdOptions(enabled=ring_id, state_dir=state_dir)
 
 
 def gate_options(fn: F) -> F:

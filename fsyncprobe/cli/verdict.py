@@ -12,6 +12,8 @@ from fsyncprobe.cli.options import (
     gate_options,
     output_options,
     resolve_format,
+    ring_id_options,
+    ring_id_settings,
     ring_options,
     ring_settings,
 )
@@ -34,6 +36,7 @@ from fsyncprobe.verdict.rules import Gates
 @click.option("--from-watch", "from_watch", default=None, metavar="R.json",
               help="Model with the distributions a `fsyncprobe watch --json` report observed (hours of the "
                    "real corosync and pmxcfs) instead of this run's seconds of load.")
+@ring_id_options
 @gate_options
 @ring_options
 @allow_concurrent_option
@@ -41,7 +44,8 @@ from fsyncprobe.verdict.rules import Gates
 @handle_errors
 def verdict(
     path: str | None, profile_name: str, duration: int | None, warmup: int | None, sched_probe: bool,
-    from_watch: str | None, min_ops: float | None, max_p99: int | None, strict: bool, nodes: int | None,
+    from_watch: str | None, ring_id: bool, state_dir: str | None,
+    min_ops: float | None, max_p99: int | None, strict: bool, nodes: int | None,
     token_ms: float | None, conf_path: str | None, no_corosync_conf: bool, no_live_ring: bool, coupling: float | None,
     allow_concurrent: bool,
     fmt: str | None, as_json: bool, output: str, quiet: bool, no_progress: bool,
@@ -55,13 +59,14 @@ def verdict(
     Exit codes: 0 PASS or WARN, 1 FAIL (or WARN with --strict), 2 usage error, 3 could not measure.
     """
     out_format = resolve_format(fmt, as_json)
+    rid = ring_id_settings(ring_id, state_dir)
     with feedback(quiet, no_progress, stages=True) as fb:
         try:
             report = pipeline.verdict(
                 path, profile_name, duration, warmup, sched_probe,
                 Gates(min_ops_per_s=min_ops, max_p99_ns=max_p99, strict=strict),
                 ring_settings(nodes, token_ms, conf_path, no_corosync_conf, coupling, no_live_ring), fb,
-                allow_concurrent, from_watch,
+                allow_concurrent, from_watch, rid,
             )
         except pipeline.PartialRun as exc:
             emit(exc.report, out_format, output)

@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fsyncprobe.device.facts import Snapshot
-from fsyncprobe.device.fstypes import RAM_FSTYPES, is_not_local_disk
+from fsyncprobe.device.fstypes import PSEUDO_FSTYPES, RAM_FSTYPES, is_not_local_disk
 from fsyncprobe.device.mounts import mount_of
 from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
 from fsyncprobe.measure import blockstats, safety, workloads
 from fsyncprobe.measure.failures import as_measure_error
 from fsyncprobe.measure.loop import ProgressCallback, Recorder, run_phase
-from fsyncprobe.measure.types import BenchParams, BenchResult, SchedProbeResult, StallSummary
+from fsyncprobe.measure.ringid import RingIdProbe, RingIdSite, RingIdTarget
+from fsyncprobe.measure.types import BenchParams, BenchResult, RingIdStoreResult, SchedProbeResult, StallSummary
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_size
 
@@ -171,8 +172,11 @@ def run_bench(
     where: Target,
     progress: ProgressCallback | None = None,
     sched_probe: bool = False,
+    ring_id: RingIdSite | None = None,
 ) -> BenchResult:
-    """Measure `params.workload` on the filesystem `where` (the run's `target`).
+    """Measure `params.workload` on the filesystem `where` (the run's `target`), with the
+    scheduling probe and corosync's ring-id write on `ring_id`'s filesystem (`ring_id_site`) beside
+    it when asked.
 
     Raises UsageError/MeasureError before measuring, and PartialRunError (carrying the partial
     result) when the run is cut short by a signal or an I/O error.
@@ -197,6 +201,9 @@ def run_bench(
     started = False
     probe_result: SchedProbeResult | None = None
     probe: SchedProbe | None = None
+    rid: RingIdProbe | None = None
+    rid_result: RingIdStoreResult | None = None
+    rid_notes: list[str] = []
     try:
         with _signals_raise():
             try:
@@ -214,6 +221,8 @@ def run_bench(
                         prepared.begin_measure()
                     if sched_probe:
                         probe = _start_sched_probe()
+                    if ring_id is not None:
+                        rid = _start_ring_id(ring_id, rid_notes)
                     before = blockstats.read_counters([d.name for d in devices])
                     started = True
                     _, measured_ns = run_phase(
@@ -228,22 +237,26 @@ def run_bench(
                 if started:
                     probe_result = _stop_sched_probe(probe)
                     probe = None
+                    rid_result, rid = _stop_ring_id(rid), None
                     partial = _result(
                         params, where.mountpoint, where.fstype, loop, loop.end_ns - loop.start_ns,
                         warmup_ops, devices, before, prepared, probe_result,
-                        partial_reason=str(err),
+                        partial_reason=str(err), ring_id=rid_result, extra_notes=rid_notes,
                     )
                 raise PartialRunError(partial, err) from None
             probe_result = _stop_sched_probe(probe)
             probe = None
+            rid_result, rid = _stop_ring_id(rid), None
             return _result(
                 params, where.mountpoint, where.fstype, loop, measured_ns, warmup_ops, devices,
-                before, prepared, probe_result, partial_reason=None,
+                before, prepared, probe_result, partial_reason=None, ring_id=rid_result, extra_notes=rid_notes,
             )
     finally:
         with _signals_ignored():
             if probe is not None:
                 probe.__exit__(None, None, None)
+            if rid is not None:
+                rid.__exit__(None, None, None)
             if prepared is not None:
                 prepared.close()
             if tmpdir is not None:
@@ -303,6 +316,56 @@ def _stop_sched_probe(probe: SchedProbe | None) -> SchedProbeResult | None:
         probe.__exit__(None, None, None)
 
 
+def ring_id_site(target: RingIdTarget, where: Target) -> RingIdSite:
+    """Where the ring-id write will be measured, resolved once per run: the state dir's filesystem.
+    The same device number as the measured path's (stat(2) st_dev) means the same filesystem, so
+    mountinfo is read again only for a state dir on another one."""
+    def unavailable(why: str) -> RingIdSite:
+        return RingIdSite(target, "", "", False, unavailable=why)
+
+    try:
+        real = os.path.realpath(target.state_dir)
+        st = os.stat(real)
+        if not stat.S_ISDIR(st.st_mode):
+            return unavailable("not a directory")
+        if st.st_dev == os.stat(where.real_path).st_dev:
+            return RingIdSite(target, where.mountpoint, where.fstype, same_filesystem=True)
+        entry = mount_of(real)
+    except OSError as exc:
+        return unavailable(exc.strerror or str(exc))
+    if entry.fstype in PSEUDO_FSTYPES:
+        return unavailable(f"{entry.fstype} at {entry.mountpoint} is a kernel interface, not a disk")
+    return RingIdSite(target, entry.mountpoint, entry.fstype, same_filesystem=False)
+
+
+def _start_ring_id(site: RingIdSite, notes: list[str]) -> RingIdProbe | None:
+    """Start the ring-id writer; when it cannot run (no such directory, not writable), the workload
+    is measured without it and a note says why."""
+    why = site.unavailable
+    if why is None:
+        probe = RingIdProbe(site)
+        try:
+            probe.start()
+            return probe
+        except OSError as exc:
+            probe.__exit__(None, None, None)
+            why = exc.strerror or str(exc)
+        except BaseException:
+            probe.__exit__(None, None, None)
+            raise
+    notes.append(f"corosync's ring-id write not measured on {site.target.state_dir}: {why}")
+    return None
+
+
+def _stop_ring_id(probe: RingIdProbe | None) -> RingIdStoreResult | None:
+    if probe is None:
+        return None
+    try:
+        return probe.stop()
+    finally:
+        probe.__exit__(None, None, None)
+
+
 def _result(
     params: BenchParams,
     mountpoint: str,
@@ -315,6 +378,8 @@ def _result(
     prepared: workloads.Prepared | None,
     probe_result: SchedProbeResult | None,
     partial_reason: str | None,
+    ring_id: RingIdStoreResult | None = None,
+    extra_notes: list[str] | None = None,
 ) -> BenchResult:
     loop.close(elapsed_ns)
     after = blockstats.read_counters([d.name for d in devices])
@@ -322,6 +387,9 @@ def _result(
     notes = list(prepared.notes) if prepared else []
     notes += _notes_for_fstype(fstype)
     notes += blockstats.flush_notes(writes, loop.ops)
+    notes += extra_notes or []
+    if ring_id is not None and ring_id.note:
+        notes.append(f"ring-id write: {ring_id.note}")
     return BenchResult(
         params=params,
         mountpoint=mountpoint,
@@ -341,6 +409,7 @@ def _result(
         partial_reason=partial_reason,
         notes=tuple(notes),
         sched_probe=probe_result,
+        ring_id_store=ring_id,
     )
 
 

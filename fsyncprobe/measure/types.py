@@ -128,6 +128,37 @@ class SchedProbeResult:
 
 
 @dataclass(frozen=True)
+class RingIdStoreResult:
+    """How long corosync's ring-id write took beside the sync workload: `corosync_ring_id_store`
+    (exec/main.c: creat, an 8-byte write, close, in corosync's main thread at every new membership)
+    repeated on files of the same kind in a private temp dir on the filesystem holding corosync's
+    state dir. Produced by `fsyncprobe.measure.ringid`."""
+
+    state_dir: str
+    """The corosync state dir whose filesystem was measured (the temp dir was made inside it)."""
+    state_dir_source: str
+    """Where that path came from: corosync.conf `system.state_dir`, corosync's default, or the measured path."""
+    mountpoint: str
+    """Mount point of the filesystem holding the state dir."""
+    fstype: str
+    """Its filesystem type."""
+    same_filesystem: bool
+    """True when it is the filesystem the sync workload loaded."""
+    rate_per_s: float
+    """Writes asked for per second."""
+    policy: str
+    """Scheduling policy the writer ran with (`SCHED_RR` like corosync as root, else `SCHED_OTHER`)."""
+    latency: LatencySummary
+    """Per-write latency (open + write + close)."""
+    histogram: SavedHistogram
+    """The whole latency distribution."""
+    duration_ns: int
+    """How long the writer ran."""
+    note: str | None = None
+    """What the reader must know (no real-time priority, a failed write)."""
+
+
+@dataclass(frozen=True)
 class BenchResult:
     """One measured workload."""
 
@@ -163,3 +194,5 @@ class BenchResult:
     """Things the reader must know to read the figures (tmpfs: fsync is a no-op; ...)."""
     sched_probe: SchedProbeResult | None = None
     """Scheduling delays seen beside this workload (None when the probe did not run)."""
+    ring_id_store: RingIdStoreResult | None = None
+    """corosync's ring-id write timed beside this workload (None when not measured)."""

@@ -70,6 +70,12 @@ def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
                 f"({sp.policy}, {format_duration_ns(sp.interval_ns)} sleeps)",
             )
         )
+    if b.ring_id_store is not None:
+        ri = b.ring_id_store
+        fs = "" if ri.same_filesystem else f", {ri.fstype} at {ri.mountpoint}: not the measured filesystem"
+        rows.append(("ring-id write", f"p99 {format_duration_ns(ri.latency.p99_ns)}, max "
+                                      f"{format_duration_ns(ri.latency.max_ns)} ({ri.latency.count:,} in "
+                                      f"{ri.state_dir}{fs})"))
     if b.partial:
         rows.append(("partial", b.partial_reason or "the run was cut short"))
     return rows
@@ -206,6 +212,12 @@ def model_rows(m: ModelReport) -> list[tuple[str, str]]:
                        f"(margin {_ms(ha.margin_ms)}, headroom {_ms(ha.headroom_ms)})"),
         ("HA maximum token", f"T up to {_ms(ha.max_token_ms)}: at most {ha.max_nodes} nodes with this token"),
     ]
+    if m.ring_id_store is not None:
+        r = m.ring_id_store
+        rows.append(("ring-id write cascade",
+                     f"P(a membership change is followed by another) = {r.change_probability:.2g} "
+                     f"({pct} % interval {r.change_probability_low:.2g} to {r.change_probability_high:.2g}; "
+                     f"{r.over_tolerance} of {r.samples} writes over {_ms(r.tolerance_ms)})"))
     if m.bottleneck_node:
         rows.append(("bottleneck node", m.bottleneck_node))
     return rows

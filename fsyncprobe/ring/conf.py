@@ -118,7 +118,16 @@ def settings_from_conf(root: ConfSection, source: str = "corosync.conf") -> Coro
         knet_ping_timeout_ms=_int(link0, "knet_ping_timeout", source),
         knet_pong_count=_int(link0, "knet_pong_count", source),
         source=source,
+        state_dir=_state_dir(root),
     )
+
+
+def _state_dir(root: ConfSection) -> str | None:
+    """`system { state_dir }` (corosync.conf(5) `state_dir`), the last one set; None when unset."""
+    value = None
+    for system in root.find("system"):
+        value = system.get("state_dir") or value
+    return value
 
 
 DEFAULT_CONF_PATHS = ("/etc/pve/corosync.conf", "/etc/corosync/corosync.conf")

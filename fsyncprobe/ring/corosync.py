@@ -120,6 +120,9 @@ class CorosyncSettings:
     """`totem.interface.knet_pong_count` (link 0)."""
     source: str | None = None
     """The file these came from."""
+    state_dir: str | None = None
+    """`system.state_dir`: where corosync keeps its ring-id file (None: not set; exec/util.c
+    `get_state_dir` then takes $STATE_DIRECTORY, else /var/lib/corosync)."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ class NodeDistribution:
     evidence: str = "measured"
     """Where the distributions came from: `measured` (a benchmark), `watched` (`fsyncprobe
     watch`), `given` (latencies on the command line)."""
+    ring_id_histogram: SavedHistogram | Histogram | None = None
+    """Latency of corosync's ring-id write measured beside the workloads (None: not measured)."""
+    ring_id_state_dirs: tuple[str, ...] = ()
+    """The state dirs it was measured on."""
 
 
 def node_from_benches(hostname: str, benches: Sequence[BenchResult]) -> NodeDistribution:
@@ -47,6 +51,8 @@ def node_from_benches(hostname: str, benches: Sequence[BenchResult]) -> NodeDist
     measured = stall_measured = 0
     policies: set[str] = set()
     commit: int | None = None
+    ring_id = Histogram()
+    state_dirs: list[str] = []
     try:
         for b in benches:
             sync.merge(b.histogram.to_histogram())
@@ -55,6 +61,10 @@ def node_from_benches(hostname: str, benches: Sequence[BenchResult]) -> NodeDist
                 stall.merge(b.sched_probe.histogram.to_histogram())
                 stall_measured += b.sched_probe.duration_ns
                 policies.add(b.sched_probe.policy)
+            if b.ring_id_store is not None:
+                ring_id.merge(b.ring_id_store.histogram.to_histogram())
+                if b.ring_id_store.state_dir not in state_dirs:
+                    state_dirs.append(b.ring_id_store.state_dir)
             if b.params.workload == Workload.SQLITE:
                 commit = max(commit or 0, b.latency.p999_ns)
     except ValueError as exc:
@@ -66,6 +76,8 @@ def node_from_benches(hostname: str, benches: Sequence[BenchResult]) -> NodeDist
         measured_ns=measured, commit_p999_ns=commit,
         stall_measured_ns=stall_measured or None,
         stall_policy="/".join(sorted(policies)) or None,
+        ring_id_histogram=SavedHistogram.of(ring_id) if ring_id.total else None,
+        ring_id_state_dirs=tuple(state_dirs),
     )
 
 

@@ -173,6 +173,58 @@ class RingAnswers:
 
 
 @dataclass(frozen=True)
+class RingIdModel:
+    """What corosync's ring-id write does to a membership change (`fsyncprobe.ring.ringid`).
+
+    Every node stores the new ring id at every new membership (exec/totemsrp.c
+    `memb_state_commit_enter` -> exec/main.c `corosync_ring_id_store`), in corosync's main thread,
+    while it holds the commit token. A write that blocks longer than the token bound lets the
+    other nodes' token timers run out: the new ring is abandoned and formed again, and that
+    membership writes the ring id once more."""
+
+    state_dirs: tuple[str, ...]
+    """The state dirs measured (one per node that measured it)."""
+    samples: int
+    """Ring-id writes measured on the node with the highest probability."""
+    over_tolerance: int
+    """Of them, writes longer than `tolerance_ms`."""
+    max_ms: float
+    """The slowest measured write."""
+    p99_ms: float
+    """Its 99th percentile."""
+    tolerance_ms: float
+    """The freeze of one node's main thread that makes the ring form again: the token bound
+    (knet's heartbeat runs in libknet's own thread and keeps answering, so the knet-link bound
+    does not apply to a main thread blocked in a write)."""
+    tolerance_bound_by: str
+    """Which timer gives `tolerance_ms` (`token`, or `given`)."""
+    node_probability: float
+    """P(one node's ring-id write outlasts the tolerance): measured fraction (the worst node)."""
+    node_probability_low: float
+    """Lower end of its exact binomial (Clopper-Pearson) interval."""
+    node_probability_high: float
+    """Upper end of that interval: what the sample count cannot rule out."""
+    change_probability: float
+    """P(a membership change is followed by some node freezing past the tolerance): 1 - prod(1 - p)
+    over the ring's nodes (unmeasured nodes like the worst measured one, nodes independent)."""
+    change_probability_low: float
+    """From every node's lower end."""
+    change_probability_high: float
+    """From every node's upper end (conservative: not an exact joint interval)."""
+    extra_reformations_per_change: float | None
+    """Expected further re-formations after one membership change, q / (1 - q): each re-formation
+    writes the ring id again (None when q = 1: the ring may not settle)."""
+    extra_reformations_per_change_high: float | None
+    """The same from `change_probability_high` (None when it is 1)."""
+    extra_reformations_per_year: float | None
+    """`extra_reformations_per_change` x the model's false membership changes per year (real
+    failures, reboots and upgrades add more changes, and each may cascade the same way; None when
+    q = 1)."""
+    confidence_level: float
+    """Two-sided level of the intervals."""
+
+
+@dataclass(frozen=True)
 class ModelReport:
     """What the token-ring model concluded, with every assumption."""
 
@@ -239,6 +291,8 @@ class ModelReport:
     """What the reader must know to trust the figures."""
     answers: RingAnswers | None = None
     """The headline answers, bounded by the evidence (what every verdict shows first)."""
+    ring_id_store: RingIdModel | None = None
+    """The ring-id write's consequence for membership changes (None when it was not measured)."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,12 @@ WRITES_PER_SYNC_FAIL = 0.1
 """FAIL below one write request per ten syncs: the syncs are swallowed by a cache above the device."""
 
 
+RING_ID_WARN_FRACTION = 0.5
+"""WARN when the slowest measured ring-id write took half the token bound or more: within a factor
+of two of re-forming the ring, where a longer run or a busier hour may cross it (corosync itself
+warns at 80 % of the token: exec/main.c `timer_function_scheduler_timeout`)."""
+
+
 @dataclass(frozen=True)
 class Gates:
     """CI gate options of `verdict` (`--min-ops`, `--max-p99`, `--strict`)."""
@@ -349,7 +355,48 @@ def model_findings(model: ModelReport, benches: tuple[BenchResult, ...], node: s
                     "WARN at most"),
             advice=None if level is Level.PASS else "move /var/lib/pve-cluster to an SSD",
             value=worst_b.latency.p999_ns, unit="ns", node=node))
+    out += ring_id_findings(model, node)
     return out
+
+
+def _pct(p: float) -> str:
+    return f"{p * 100:.2g} %" if p < 0.1 else f"{p * 100:.0f} %"
+
+
+def ring_id_findings(model: ModelReport, node: str | None = None) -> list[Finding]:
+    """corosync's ring-id write (exec/main.c `corosync_ring_id_store`) against the token bound:
+    FAIL when a measured write outlasted it, WARN from `RING_ID_WARN_FRACTION` of it; the chance
+    that a membership change is followed by another, with its exact interval (ring/ringid.py)."""
+    r = model.ring_id_store
+    if r is None:
+        return []
+    tol = r.tolerance_ms
+    level = (Level.FAIL if r.over_tolerance else
+             Level.WARN if r.max_ms >= RING_ID_WARN_FRACTION * tol else Level.PASS)
+    where = ", ".join(r.state_dirs) or "the state dir"
+    pct = int(r.confidence_level * 100)
+    cascade = ("" if r.extra_reformations_per_change is None or not r.over_tolerance else
+               f"; {r.extra_reformations_per_change:.2g} further re-formations per membership change")
+    return [Finding(
+        rule="ring-id-write", level=level,
+        title=f"corosync's ring-id write in {where}: slowest {r.max_ms:,.1f} ms against the token bound "
+              f"of {tol:,.0f} ms",
+        measured=(f"{r.over_tolerance} of {r.samples} writes over {tol:,.0f} ms (p99 {r.p99_ms:,.1f} ms); a membership "
+                  f"change of the {model.nodes}-node ring is followed by another with P = {_pct(r.change_probability)} "
+                  f"({pct} % interval {_pct(r.change_probability_low)} to {_pct(r.change_probability_high)}: "
+                  f"{r.samples} writes cannot rule out more){cascade}"),
+        threshold=(f"FAIL when a write outlasts the token bound ({tol:,.0f} ms, bound by {r.tolerance_bound_by}), "
+                   f"WARN at {RING_ID_WARN_FRACTION:.0%} of it"),
+        reason=("corosync's own disk path: at every new membership corosync stores the ring id in "
+                "<state_dir>/ringid_<nodeid> from its main thread while it holds the commit token (exec/main.c "
+                "corosync_ring_id_store: creat, an 8-byte write, close; called by exec/totemsrp.c "
+                "memb_state_commit_enter); a write that blocks past the token bound lets the others' token timers "
+                "expire, the ring forms again and writes again (corosync issue 520: a 4.687 s write, then \"main "
+                "process was not scheduled for 4987 ms\")"),
+        advice=None if level is Level.PASS else (
+            "keep corosync's state dir (system.state_dir, default /var/lib/corosync) on a disk free of VM and backup "
+            "I/O, or take that load off this disk"),
+        value=r.max_ms * 1e6, unit="ns", node=node)]
 
 
 def gate_findings(gates: Gates, benches: tuple[BenchResult, ...]) -> list[Finding]:
