@@ -214,10 +214,13 @@ def model_rows(m: ModelReport) -> list[tuple[str, str]]:
     ]
     if m.ring_id_store is not None:
         r = m.ring_id_store
-        rows.append(("ring-id write cascade",
-                     f"P(a membership change is followed by another) = {r.change_probability:.2g} "
-                     f"({pct} % interval {r.change_probability_low:.2g} to {r.change_probability_high:.2g}; "
-                     f"{r.over_tolerance} of {r.samples} writes over {_ms(r.tolerance_ms)})"))
+        # With no write over the bound the lower end is 0 and says nothing; the upper end is what
+        # the sample count cannot rule out.
+        p = (f"at most {r.change_probability_high:.2g} ({pct} % upper end: {r.samples} writes cannot rule out more)"
+             if not r.over_tolerance else
+             f"{r.change_probability:.2g} ({pct} %: {r.change_probability_low:.2g} to {r.change_probability_high:.2g})")
+        rows.append(("ring-id write cascade", f"P(a membership change is followed by another) {p}; "
+                                              f"{r.over_tolerance} of {r.samples} writes over {_ms(r.tolerance_ms)}"))
     if m.bottleneck_node:
         rows.append(("bottleneck node", m.bottleneck_node))
     return rows

@@ -382,9 +382,11 @@ def ring_id_findings(model: ModelReport, node: str | None = None) -> list[Findin
         title=f"corosync's ring-id write in {where}: slowest {r.max_ms:,.1f} ms against the token bound "
               f"of {tol:,.0f} ms",
         measured=(f"{r.over_tolerance} of {r.samples} writes over {tol:,.0f} ms (p99 {r.p99_ms:,.1f} ms); a membership "
-                  f"change of the {model.nodes}-node ring is followed by another with P = {_pct(r.change_probability)} "
-                  f"({pct} % interval {_pct(r.change_probability_low)} to {_pct(r.change_probability_high)}: "
-                  f"{r.samples} writes cannot rule out more){cascade}"),
+                  f"change of the {model.nodes}-node ring is followed by another with P "
+                  + (f"at most {_pct(r.change_probability_high)} ({pct} % upper end: {r.samples} writes cannot rule "
+                     "out more)" if not r.over_tolerance else
+                     f"= {_pct(r.change_probability)} ({pct} %: {_pct(r.change_probability_low)} to "
+                     f"{_pct(r.change_probability_high)})") + cascade),
         threshold=(f"FAIL when a write outlasts the token bound ({tol:,.0f} ms, bound by {r.tolerance_bound_by}), "
                    f"WARN at {RING_ID_WARN_FRACTION:.0%} of it"),
         reason=("corosync's own disk path: at every new membership corosync stores the ring id in "
