@@ -228,6 +228,12 @@ class Ring:
         for name in reversed(self.netns):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self.netns.clear()
+        # libqb leaves each corosync's flight recorder in the host's /dev/shm
+        # (qb-corosync-<pid>-blackbox-header/-data, libqb lib/log_blackbox.c); /dev/shm cannot be
+        # private to the node, as corosync-cmapctl (run from outside) maps corosync's IPC there.
+        for p in self.procs.values():
+            for leftover in Path("/dev/shm").glob(f"qb-*-{p.pid}-*"):
+                leftover.unlink(missing_ok=True)
 
 
 def make_ring_fixture(tmp_path: Path) -> Iterator[Callable[..., Ring]]:
