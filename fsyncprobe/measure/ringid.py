@@ -27,18 +27,14 @@ slower (docs/validation.md, "The ring-id write").
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Any
 
+from fsyncprobe.measure.sideprocess import SideProcess, child_setup, histogram_fields, say, set_realtime
 from fsyncprobe.measure.types import RingIdStoreResult
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram, summarize
@@ -84,10 +80,8 @@ class RingIdSite:
 
 def _child(directory: str, rate_per_s: float) -> int:
     """The probe process: corosync_ring_id_store's calls, paced, until stdin closes."""
-    from fsyncprobe.measure.schedprobe import _set_realtime  # corosync runs SCHED_RR (exec/main.c)
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group; the parent decides
-    policy, _, note = _set_realtime()
+    stop = child_setup()
+    policy, _, note = set_realtime()  # corosync runs SCHED_RR (exec/main.c)
     names = [os.path.join(directory, f"ringid_{k}") for k in range(ROTATING_FILES)]
     for name in names:  # corosync_ring_id_create_or_load made the file at start-up: so do we
         fd = os.open(name, _CREAT_FLAGS | _OUR_FLAGS, 0o600)
@@ -95,20 +89,10 @@ def _child(directory: str, rate_per_s: float) -> int:
             os.write(fd, bytes(RING_SEQ_BYTES))
         finally:
             os.close(fd)
-    stop = threading.Event()
-
-    def watch_stdin() -> None:
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        finally:
-            stop.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
     hist = Histogram()
     clock = time.monotonic_ns
     interval_ns = int(1e9 / rate_per_s)
-    print(json.dumps({"ready": True}), flush=True)
+    say({"ready": True})
     start = clock()
     seq = 0
     next_ns = start + interval_ns
@@ -133,15 +117,8 @@ def _child(directory: str, rate_per_s: float) -> int:
         # The next write is due an interval after this one was due, but never sooner than the
         # interval after a slow one ended: one long block is one sample, not a burst after it.
         next_ns = max(next_ns + interval_ns, done + interval_ns // 2)
-    out = {
-        "policy": policy, "duration_ns": clock() - start, "note": "; ".join(x for x in (note, error) if x) or None,
-        "buckets": hist.to_sparse(), "sum_ns": hist.sum_value, "sum_sq": hist.sum_sq,
-        "min_ns": max(hist.min_value, 0), "max_ns": hist.max_value,
-    }
-    try:
-        print(json.dumps(out), flush=True)
-    except BrokenPipeError:
-        pass
+    say({"policy": policy, "duration_ns": clock() - start,
+         "note": "; ".join(x for x in (note, error) if x) or None, **histogram_fields(hist)})
     return 0
 
 
@@ -155,27 +132,16 @@ class RingIdProbe:
         self.fstype = site.fstype
         self.same_filesystem = site.same_filesystem
         self.rate_per_s = rate_per_s
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._side: SideProcess | None = None
         self._dir: str | None = None
 
     def __enter__(self) -> RingIdProbe:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    try:
-                        stream.close()
-                    except OSError:
-                        pass
-            try:
-                # A write blocked in the kernel ends only when the disk answers: give it time.
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if self._side is not None:
+            self._side.close()  # a write blocked in the kernel ends only when the disk answers
+            self._side = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -183,44 +149,22 @@ class RingIdProbe:
     def start(self) -> None:
         """Make the private temp dir in the state dir and start writing (OSError when either fails)."""
         self._dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.target.state_dir)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "fsyncprobe.measure.ringid", self._dir, repr(self.rate_per_s)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )
-        if not _readline(self._proc.stdout).get("ready"):
-            raise OSError("the ring-id probe did not start")
+        self._side = SideProcess("ring-id probe", ["fsyncprobe.measure.ringid", self._dir, repr(self.rate_per_s)],
+                                 exit_timeout_s=30)
+        self._side.start()
 
     def stop(self) -> RingIdStoreResult | None:
         """Stop writing and return what was measured (None when the probe died without a result)."""
-        proc = self._proc
-        if proc is None or proc.stdin is None:
+        got = self._side.finish() if self._side is not None else None
+        if got is None:
             return None
-        proc.stdin.close()
-        try:
-            data = _readline(proc.stdout)
-        except OSError:
-            return None
-        hist = Histogram.from_sparse([tuple(b) for b in data["buckets"]], total_sum=data["sum_ns"],
-                                     min_value=data["min_ns"], max_value=data["max_ns"])
-        hist.sum_sq = data["sum_sq"]
+        data, hist = got
         return RingIdStoreResult(
             state_dir=self.target.state_dir, state_dir_source=self.target.source, mountpoint=self.mountpoint,
             fstype=self.fstype, same_filesystem=self.same_filesystem, rate_per_s=self.rate_per_s,
             policy=data["policy"], latency=summarize(hist), histogram=SavedHistogram.of(hist),
             duration_ns=data["duration_ns"], note=data["note"],
         )
-
-
-def _readline(stream: IO[bytes] | None) -> dict[str, Any]:
-    if stream is None:
-        raise OSError("no pipe to the ring-id probe")
-    raw = stream.readline()
-    if not raw:
-        raise OSError("the ring-id probe exited early")
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise OSError("the ring-id probe sent garbage")
-    return value
 
 
 if __name__ == "__main__":
