@@ -12,7 +12,6 @@ half a directory behind. A run cut short returns what it measured, marked partia
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -20,8 +19,6 @@ import sqlite3
 import stat
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +31,7 @@ from fsyncprobe.measure.failures import as_measure_error
 from fsyncprobe.measure.loop import ProgressCallback, Recorder, run_phase
 from fsyncprobe.measure.ringid import RingIdProbe, RingIdSite, RingIdTarget
 from fsyncprobe.measure.types import BenchParams, BenchResult, RingIdStoreResult, SchedProbeResult, StallSummary
+from fsyncprobe.signals import signals_ignored, sigterm_raises
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_size
 
@@ -124,38 +122,6 @@ def _check_space(directory: str, needed: int) -> None:
         )
 
 
-@contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """While measuring, SIGTERM raises like SIGINT does, so cleanup runs (signal(7))."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum: int, frame: object) -> None:
-        raise Interrupted(signum)
-
-    old_term = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-
-
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """While cleaning up, a second Ctrl-C or SIGTERM must not leave half a temp dir behind."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
-
-
 def _notes_for_fstype(fstype: str) -> list[str]:
     if fstype in RAM_FSTYPES:
         return [
@@ -205,7 +171,7 @@ def run_bench(
     rid_result: RingIdStoreResult | None = None
     rid_notes: list[str] = []
     try:
-        with _signals_raise():
+        with sigterm_raises():
             try:
                 try:
                     parent_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -252,7 +218,7 @@ def run_bench(
                 before, prepared, probe_result, partial_reason=None, ring_id=rid_result, extra_notes=rid_notes,
             )
     finally:
-        with _signals_ignored():
+        with signals_ignored():
             if probe is not None:
                 probe.__exit__(None, None, None)
             if rid is not None:

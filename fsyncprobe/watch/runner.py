@@ -20,11 +20,11 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
+from fsyncprobe.signals import signals_ignored, sigterm_raises
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_seconds
@@ -272,32 +272,6 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1 (linux/prctl.h)
 
 
-@contextmanager
-def _signals_raise() -> Iterator[None]:
-    """SIGTERM raises like SIGINT's KeyboardInterrupt (signal(7)), so the watch can end cleanly."""
-
-    def on_term(signum: int, frame: object) -> None:
-        raise Interrupted(signum)
-
-    old = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-@contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """While bpftrace prints its last maps, a second Ctrl-C must not lose them."""
-    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
-
-
 class WatchCut(FsyncprobeError):
     """The watch ended before its `--duration` (or could not go on): `report` holds everything
     seen until then and `cause` says why (its exit code is the cause's)."""
@@ -383,7 +357,7 @@ def _run_tracer(exe: str, program: str, params: WatchParams, found: dict[str, tu
     cause: FsyncprobeError | None = None
     exited: dict[int, bool] = {}
     try:
-        with _signals_raise():
+        with sigterm_raises():
             try:
                 while True:
                     if sel.select(timeout=0.5) and not reader.read(maps):
@@ -413,7 +387,7 @@ def _run_tracer(exe: str, program: str, params: WatchParams, found: dict[str, tu
     except Interrupted as exc:
         stopped = StopReason.SIGINT if exc.signum == signal.SIGINT else StopReason.SIGTERM
         cause = exc
-    with _signals_ignored():
+    with signals_ignored():
         t_end = clock()
         if proc.poll() is None:
             try:
