@@ -14,7 +14,7 @@ APT_PACKAGES=(
   perl                          # pveperf's method, re-run as an independent reference
   fio                           # independent reference measurements
   gcc libc6-dev                 # bench/syncloop.c, the C loop bench/compare.py's limit case builds
-  corosync iproute2             # a real Corosync ring in network namespaces (ip netns, tc netem)
+  corosync iproute2 iputils-ping             # a real Corosync ring in network namespaces (ip netns, tc netem)
   procps kmod
   udev                          # a real systemd-udevd the device tests start and stop (tests/test_device_udev.py)
   strace                        # the ring-id probe makes exactly corosync_ring_id_store's calls
