@@ -157,15 +157,16 @@ def answer_rows(m: ModelReport) -> list[tuple[str, str]]:
     a = m.answers
     if a is None:
         return []
-    if a.token_min_ms is None:
-        window = "none"
+    if a.token_min_ms is None:  # the basis says why: too few samples, or no token meets the target
+        window = f"{a.token_basis}; at most T {_ms(a.token_max_ms)} (the HA ceiling)"
     else:
         window = (f"T {_ms(a.token_min_ms)} to {_ms(a.token_max_ms)} (totem.token from "
-                  f"{_ms(a.token_min_setting_ms)} with {m.nodes} nodes)")
+                  f"{_ms(a.token_min_setting_ms)} with {m.nodes} nodes): {a.token_basis}; the upper end is "
+                  "the HA ceiling")
     ring = f"{a.max_nodes} nodes" if a.max_nodes is not None else "not determined"
     return [
         ("stall tolerance", f"{_ms(a.stall_tolerance_ms)}: {a.stall_tolerance_basis}"),
-        ("token window", f"{window}: {a.token_basis}; the upper end is the HA ceiling"),
+        ("token window", window),
         ("largest ring", f"{ring}: {a.max_nodes_basis}"),
         ("evidence", "; ".join(f"{what}: {source}" for what, source in a.sources)),
     ]
