@@ -20,7 +20,7 @@ import stat
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from fsyncprobe.device.facts import Snapshot
 from fsyncprobe.device.fstypes import PSEUDO_FSTYPES, RAM_FSTYPES, is_not_local_disk
@@ -201,18 +201,18 @@ def run_bench(
                 err = exc if isinstance(exc, Interrupted) else as_measure_error(exc, params.path)
                 partial = None
                 if started:
-                    probe_result = _stop_sched_probe(probe)
+                    probe_result = _stop_probe(probe)
                     probe = None
-                    rid_result, rid = _stop_ring_id(rid), None
+                    rid_result, rid = _stop_probe(rid), None
                     partial = _result(
                         params, where.mountpoint, where.fstype, loop, loop.end_ns - loop.start_ns,
                         warmup_ops, devices, before, prepared, probe_result,
                         partial_reason=str(err), ring_id=rid_result, extra_notes=rid_notes,
                     )
                 raise PartialRunError(partial, err) from None
-            probe_result = _stop_sched_probe(probe)
+            probe_result = _stop_probe(probe)
             probe = None
-            rid_result, rid = _stop_ring_id(rid), None
+            rid_result, rid = _stop_probe(rid), None
             return _result(
                 params, where.mountpoint, where.fstype, loop, measured_ns, warmup_ops, devices,
                 before, prepared, probe_result, partial_reason=None, ring_id=rid_result, extra_notes=rid_notes,
@@ -273,7 +273,19 @@ def _start_sched_probe() -> SchedProbe:
     return probe
 
 
-def _stop_sched_probe(probe: SchedProbe | None) -> SchedProbeResult | None:
+_R_co = TypeVar("_R_co", covariant=True)
+
+
+class _Probe(Protocol[_R_co]):
+    """A side probe as the engine drives it (schedprobe.SchedProbe, ringid.RingIdProbe)."""
+
+    def stop(self) -> _R_co | None: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def _stop_probe(probe: _Probe[_R_co] | None) -> _R_co | None:
+    """What a side probe measured (None: not running, or it died), and the probe reaped either way."""
     if probe is None:
         return None
     try:
@@ -321,15 +333,6 @@ def _start_ring_id(site: RingIdSite, notes: list[str]) -> RingIdProbe | None:
             raise
     notes.append(f"corosync's ring-id write not measured on {site.target.state_dir}: {why}")
     return None
-
-
-def _stop_ring_id(probe: RingIdProbe | None) -> RingIdStoreResult | None:
-    if probe is None:
-        return None
-    try:
-        return probe.stop()
-    finally:
-        probe.__exit__(None, None, None)
 
 
 def _result(
