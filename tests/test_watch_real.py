@@ -281,7 +281,7 @@ for _ in range(5):
 def test_a_process_exiting_during_the_watch_is_said_and_what_it_did_is_kept(tmp_path: Path) -> None:
     name = f"fsp-ex{os.getpid() % 100000}"
     p = watchkit.Proc([str(watchkit.python_named(tmp_path, name)), "-c", EXITER, str(tmp_path / "f")])
-    w = watchkit.Watch("-p", name, "--duration", "60s", "--interval", "1s", "--json")
+    w = watchkit.Watch("-p", name, "--duration", "60s", "--interval", "1s", "--restart-wait", "2s", "--json")
     try:
         w.wait_attached()
         p.send("go")
@@ -290,13 +290,71 @@ def test_a_process_exiting_during_the_watch_is_said_and_what_it_did_is_kept(tmp_
         w.stop()
         p.stop()
     assert rc == 3, err
-    assert f"every watched {name} process exited during the watch (pid {p.pid})" in err
+    assert f"every watched {name} process exited during the watch (pid {p.pid}); none started again within 2" in err
     r = json.loads(out)
     assert r["watch"]["stopped_by"] == "process_exited"
     proc = r["watch"]["processes"][0]
     assert proc["exited_pids"] == [p.pid]
     assert {c["kind"]: c["latency"]["count"] for c in proc["calls"]}["fdatasync"] == 5
     assert any("partial watch" in x for x in r["warnings"])
+
+
+def test_a_restarted_process_is_followed_and_both_lives_are_counted(tmp_path: Path) -> None:
+    """`systemctl restart pve-cluster` gives pmxcfs a new pid: the watch goes on with the new
+    process (bpftrace started again for its pid) and keeps what the old one did."""
+    name = f"fsp-rs{os.getpid() % 100000}"
+    exe = str(watchkit.python_named(tmp_path, name))
+    first = watchkit.Proc([exe, "-c", EXITER, str(tmp_path / "f1")])
+    second: watchkit.Proc | None = None
+    w = watchkit.Watch("-p", name, "--duration", "40s", "--interval", "1s", "--restart-wait", "20s", "--json")
+    try:
+        w.wait_attached()
+        first.send("go")
+        first.p.wait(timeout=30)
+        time.sleep(1)
+        second = watchkit.Proc([exe, "-c", EXITER.replace("range(5)", "range(7)") + "\nsys.stdin.readline()\n",
+                                str(tmp_path / "f2")])
+        assert watchkit.wait_until(lambda: sum("attached" in x for x in w.err) >= 2, 60), "".join(w.err)
+        second.send("go")
+        time.sleep(2)
+        rc, out, err = w.finish(signal.SIGINT)
+    finally:
+        w.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert rc == 130, err
+    r = json.loads(out)["watch"]
+    (proc,) = r["processes"]
+    assert proc["pids"] == sorted([first.pid, second.pid]) and proc["exited_pids"] == [first.pid]
+    assert {c["kind"]: c["latency"]["count"] for c in proc["calls"]}["fdatasync"] == 5 + 7
+    (restart,) = r["restarts"]
+    assert restart["name"] == name and restart["exited_pids"] == [first.pid] and restart["new_pids"] == [second.pid]
+    assert restart["unobserved_ns"] > 0.5e9  # the second process started a second after the first exited
+    assert any(f"{name} restarted during the watch" in n for n in r["notes"])
+
+
+def test_a_measurement_beside_the_watch_is_said(tmp_path: Path) -> None:
+    """The watch does not take the node's lock (it runs for hours, passively) but says when a
+    `bench` held it: that run's own load on the disk is in the watched figures of that time."""
+    sleeper = watchkit.Proc([str(watchkit.python_named(tmp_path, "fsp-beside")), "-c",
+                             "import sys; sys.stdin.readline()"])
+    w = watchkit.Watch("--pid", str(sleeper.pid), "--interval", "1s", "--json")
+    try:
+        w.wait_attached()
+        time.sleep(1)
+        bench = _fsyncprobe("bench", str(tmp_path), "--duration", "3s", "--warmup", "0", "--no-sched-probe",
+                            "--json", "--no-progress")
+        assert bench.returncode == 0, bench.stderr
+        time.sleep(1)
+        rc, out, err = w.finish(signal.SIGINT)
+    finally:
+        w.stop()
+        sleeper.stop()
+    assert rc == 0, err
+    r = json.loads(out)["watch"]
+    assert 2.0e9 <= r["measurement_beside_ns"] <= 6e9, r["measurement_beside_ns"]
+    assert any("a fsyncprobe measurement (pid" in n and "its own load on the disk" in n for n in r["notes"])
 
 
 def test_sigterm_before_the_duration_gives_the_partial_report(tmp_path: Path) -> None:

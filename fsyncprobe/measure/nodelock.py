@@ -106,3 +106,29 @@ def hold(allow_concurrent: bool = False) -> Iterator[str | None]:
                     os.ftruncate(fd, 0)
     finally:
         os.close(fd)
+
+
+def holder_pid(path: str | None = None) -> int | None:
+    """The pid of the process holding the node's lock now, or None; read from /proc/locks, never
+    by taking the lock: a long `watch` that asked by trying the lock would, for that instant,
+    make a `bench` starting beside it refuse. /proc/locks prints a flock as `FLOCK ADVISORY WRITE
+    PID MAJ:MIN:INODE` (fs/locks.c, lock_get_status: major and minor in hex, the inode in decimal)."""
+    try:
+        st = os.stat(path or lock_path())
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK" or "->" in parts:
+            continue  # "->" marks a waiter, not the holder
+        try:
+            pid = int(parts[4])
+            maj, mnr, ino = parts[5].split(":")
+            if (int(maj, 16), int(mnr, 16), int(ino)) == want:
+                return pid
+        except ValueError:
+            continue
+    return None

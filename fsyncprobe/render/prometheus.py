@@ -226,6 +226,10 @@ def _watch_families(f: _Families, w: WatchReport) -> None:
         f.add("fsyncprobe_watch_exited_processes", "gauge", "Watched processes that exited during the watch.",
               len(p.exited_pids), (("process", p.name),))
     for p in w.processes:
+        f.add("fsyncprobe_watch_restarts", "gauge",
+              "Times every process of the name exited and a new one was watched in its place.",
+              sum(1 for r in w.restarts if r.name == p.name), (("process", p.name),))
+    for p in w.processes:
         for c in p.calls:
             lab = (("process", p.name), ("call", c.kind.value))
             for q, ns in (("0.5", c.latency.p50_ns), ("0.9", c.latency.p90_ns), ("0.99", c.latency.p99_ns),

@@ -294,7 +294,8 @@ WATCH_HEADERS = ("process", "call", "count", "p50", "p99", "p99.9", "max")
 def watch_title(w: WatchReport) -> str:
     """`Watch: 2.0 h observed (stopped by duration; bpftrace v0.17.0)`."""
     span = format_seconds(w.observed_ns / 1e9)
-    return f"Watch: {span} observed (stopped by {w.stopped_by.value}; {w.bpftrace_version})"
+    restarts = f"; followed {len(w.restarts)} restart{'s' if len(w.restarts) != 1 else ''}" if w.restarts else ""
+    return f"Watch: {span} observed (stopped by {w.stopped_by.value}{restarts}; {w.bpftrace_version})"
 
 
 def watch_rows(w: WatchReport) -> list[tuple[str, str, str, str, str, str, str]]:

@@ -24,12 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
+from fsyncprobe.measure import nodelock
 from fsyncprobe.signals import signals_ignored, sigterm_raises
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_seconds
 from fsyncprobe.watch import script
-from fsyncprobe.watch.types import KIND_CODES, CallKind, CallStats, StopReason, WatchedProcess, WatchReport
+from fsyncprobe.watch.types import KIND_CODES, CallKind, CallStats, Restart, StopReason, WatchedProcess, WatchReport
 
 DEFAULT_PROCESSES = ("pmxcfs", "corosync")
 """What `watch` observes unless told otherwise: pve-cluster's pmxcfs and corosync."""
@@ -49,6 +50,9 @@ and a full map silently drops new keys (bpftrace issue 2809). Set as `BPFTRACE_M
 (0.17) and `BPFTRACE_MAX_MAP_KEYS` (the later name; not verified here)."""
 STOP_GRACE_S = 15.0
 """How long bpftrace may take to print its END maps after SIGINT before it is killed."""
+RESTART_WAIT_NS = 60_000_000_000
+"""Default `--restart-wait`: `systemctl restart pve-cluster` or corosync brings the new process up
+within seconds; a minute covers a slow stop (pmxcfs syncs its database before it exits)."""
 KIND_BY_CODE = {v: k for k, v in KIND_CODES.items()}
 _NOISE = ("couldn't set RLIMIT_MEMLOCK",)  # printed by 0.17 at start on kernels that account BPF memory by cgroup
 
@@ -67,6 +71,10 @@ class WatchParams:
     """Which of them also get run delay and main-thread blocking."""
     pids: tuple[int, ...] = ()
     """Processes to watch by pid (`--pid`), grouped under their command names."""
+    restart_wait_ns: int = RESTART_WAIT_NS
+    """How long a name given by `--process` may have no process before the watch ends
+    (`--restart-wait`): one that starts within it is watched in place of the one that exited;
+    0 ends the watch at the first exit, as a name watched only by `--pid` always does."""
 
 
 # --- Can this machine trace? -----------------------------------------------------------------
@@ -317,115 +325,245 @@ def run(params: WatchParams, stage: Callable[[str], None] | None = None,
     if not found:
         raise UsageError("nothing to watch: give --process NAME or --pid PID")
     starts = {pid: _start_time(pid) for pids in found.values() for pid in pids}
-    sched_pids = [pid for n in params.sched_names if n in found for pid in found[n]]
-    all_pids = [pid for pids in found.values() for pid in pids]
-    available = syscall_tracepoints(tdir)
-    prog = script.generate(all_pids, sched_pids, available, max(1, params.interval_ns // 1_000_000_000),
-                           platform.machine(), {pid: sync_fds(pid) for pid in all_pids})
-    for name in ("fsync", "fdatasync"):
-        if name not in prog.traced_syscalls:
-            notes.append(f"this kernel has no {name} tracepoint: those calls were not timed")
-    if sched_pids and not prog.blocking:
-        notes.append(f"main-thread blocking not traced: no wait-call table for {platform.machine()}")
-    # The program goes on the command line (`-e`), not into a file: the watch writes nothing
-    # but its report (an argument may be 128 KiB, MAX_ARG_STRLEN; the program is about 20 KiB).
-    return _run_tracer(exe, prog.text, params, found, starts, prog.scheduling, version, notes, stage, clock)
+    return _run_tracer(exe, params, found, starts, version, notes, tdir, stage, clock)
 
 
-def _run_tracer(exe: str, program: str, params: WatchParams, found: dict[str, tuple[int, ...]],
-                starts: dict[int, str | None], scheduling: bool, version: str, notes: list[str],
-                stage: Callable[[str], None] | None, clock: Callable[[], int]) -> WatchReport:
-    env = dict(os.environ, BPFTRACE_MAP_KEYS_MAX=str(MAP_KEYS_MAX), BPFTRACE_MAX_MAP_KEYS=str(MAP_KEYS_MAX))
-    try:
-        proc = subprocess.Popen([exe, "-f", "json", "-e", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, env=env, process_group=0,
-                                preexec_fn=_die_with_parent)
-    except OSError as exc:
-        raise MeasureError(f"could not start {exe}: {exc.strerror or exc}") from None
-    assert proc.stdout is not None and proc.stderr is not None
-    reader = _LineReader(proc.stdout.fileno())
-    err_chunks: list[str] = []
-    stderr = proc.stderr
-    err_thread = threading.Thread(target=lambda: err_chunks.append(stderr.read().decode(errors="replace")),
-                                  daemon=True)
-    err_thread.start()
-    maps = Maps()
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    t_attached: int | None = None
+class _Tracer:
+    """One bpftrace process running one generated program, and what it printed so far."""
+
+    def __init__(self, exe: str, program: str) -> None:
+        env = dict(os.environ, BPFTRACE_MAP_KEYS_MAX=str(MAP_KEYS_MAX), BPFTRACE_MAX_MAP_KEYS=str(MAP_KEYS_MAX))
+        try:
+            self.proc = subprocess.Popen([exe, "-f", "json", "-e", program], stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+                                         process_group=0, preexec_fn=_die_with_parent)
+        except OSError as exc:
+            raise MeasureError(f"could not start {exe}: {exc.strerror or exc}") from None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.reader = _LineReader(self.proc.stdout.fileno())
+        self.maps = Maps()
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.proc.stdout, selectors.EVENT_READ)
+        self._err: list[str] = []
+        stderr = self.proc.stderr
+        self._err_thread = threading.Thread(target=lambda: self._err.append(stderr.read().decode(errors="replace")),
+                                            daemon=True)
+        self._err_thread.start()
+        self.attached_ns: int | None = None
+        """When its BEGIN ran (every probe attached), on the watch's clock."""
+        self.stopped = False
+
+    def poll(self, timeout_s: float) -> bool:
+        """Read what is printed within `timeout_s`; False once its output has ended."""
+        return not (self.sel.select(timeout=timeout_s) and not self.reader.read(self.maps))
+
+    def stop(self) -> None:
+        """SIGINT (its END block prints the maps one last time), read them, and reap it; kill it
+        if it takes longer than STOP_GRACE_S. Safe to call twice."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            if self.sel.select(timeout=0.5) and not self.reader.read(self.maps):
+                break
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._err_thread.join(timeout=5)
+        self.sel.close()
+
+    def error(self) -> str:
+        """The first real error line it wrote to stderr."""
+        return _stderr_error("".join(self._err))
+
+
+def _merge(into: dict[tuple[int, CallKind], Histogram], hists: Mapping[tuple[int, CallKind], Histogram]) -> None:
+    for key, h in hists.items():
+        into.setdefault(key, Histogram()).merge(h)
+
+
+def _run_tracer(exe: str, params: WatchParams, found: dict[str, tuple[int, ...]], starts: dict[int, str | None],
+                version: str, notes: list[str], tdir: str, stage: Callable[[str], None] | None,
+                clock: Callable[[], int]) -> WatchReport:
+    """Run bpftrace until the watch ends. When every process of a name given by `--process`
+    exits, the watch goes on with the others and looks for a new process of that name (pmxcfs
+    after `systemctl restart pve-cluster`) for up to `params.restart_wait_ns`; when one starts,
+    bpftrace is stopped and started again with a program for the new pids (its predicates name
+    pids, script.generate), and what the first one counted is kept. Observed time is the sum of
+    the spans the probes were attached."""
+    hists: dict[tuple[int, CallKind], Histogram] = {}
+    observed_ns = 0
+    first_attached: int | None = None
+    exited: dict[int, bool] = {}
+    gone_since: dict[str, int] = {}
+    restarts: list[Restart] = []
+    pending: list[tuple[str, tuple[int, ...], tuple[int, ...], int]] = []  # name, old, new, exit seen
+    followed = set(params.process_names) if params.restart_wait_ns > 0 else set()
+    scheduling = False
     stopped: StopReason | None = None
     cause: FsyncprobeError | None = None
-    exited: dict[int, bool] = {}
+    tracer: _Tracer | None = None
+    t_end = 0
+    beside_ns = 0  # watched time while a fsyncprobe measurement held the node's lock
+    beside: set[int] = set()
+    last_check: int | None = None
+
+    def end_segment() -> None:
+        nonlocal observed_ns, t_end
+        assert tracer is not None
+        t_end = clock()
+        with signals_ignored():
+            tracer.stop()
+        if tracer.attached_ns is not None:
+            observed_ns += max(0, t_end - tracer.attached_ns)
+            _merge(hists, histograms(tracer.maps))
+
     try:
         with sigterm_raises():
             try:
-                while True:
-                    if sel.select(timeout=0.5) and not reader.read(maps):
-                        break  # bpftrace ended by itself
-                    now = clock()
-                    if t_attached is None and maps.ready:
-                        t_attached = now
-                        if stage is not None:
-                            what = ", ".join(f"{n} (pid {', '.join(map(str, p))})" for n, p in found.items())
-                            span = (f"for {format_seconds(params.duration_ns / 1e9)}" if params.duration_ns
-                                    else "until SIGINT/SIGTERM")
-                            stage(f"attached {maps.attached_probes or 0} probes; watching {what} {span}")
-                    if t_attached is None:
-                        continue
-                    if params.duration_ns is not None and now - t_attached >= params.duration_ns:
-                        stopped = StopReason.DURATION
-                        break
-                    gone = _exits(found, starts, exited)
-                    if gone:
-                        stopped = StopReason.PROCESS_EXITED
-                        name, pids = gone
-                        cause = MeasureError(f"every watched {name} process exited during the watch "
-                                             f"(pid {', '.join(map(str, pids))}); the report keeps what was seen")
-                        break
+                while stopped is None:
+                    live = {n: tuple(p for p in pids if not exited.get(p)) for n, pids in found.items()}
+                    live = {n: p for n, p in live.items() if p}
+                    prog = _program(live, params, tdir, notes if tracer is None else None)
+                    scheduling = scheduling or prog.scheduling
+                    # The program goes on the command line (`-e`), not into a file: the watch writes
+                    # nothing but its report (an argument may be 128 KiB, MAX_ARG_STRLEN; the
+                    # program is about 20 KiB).
+                    tracer = _Tracer(exe, prog.text)
+                    follow = False
+                    alive = True
+                    while True:
+                        alive = tracer.poll(0.5)
+                        if not alive:
+                            break  # bpftrace ended by itself
+                        now = clock()
+                        if tracer.attached_ns is None and tracer.maps.ready:
+                            tracer.attached_ns = now
+                            _said_attached(stage, live, params, first_attached is None, tracer.maps)
+                            if first_attached is None:
+                                first_attached = now
+                            for name, old, new, seen in pending:
+                                restarts.append(Restart(name=name, exited_pids=old, new_pids=new,
+                                                        unobserved_ns=max(0, now - seen)))
+                            pending.clear()
+                        if tracer.attached_ns is None:
+                            continue
+                        assert first_attached is not None
+                        holder = nodelock.holder_pid()
+                        if holder is not None and holder != os.getpid() and last_check is not None:
+                            beside_ns += now - last_check
+                            beside.add(holder)
+                        last_check = now
+                        if params.duration_ns is not None and now - first_attached >= params.duration_ns:
+                            stopped = StopReason.DURATION
+                            break
+                        for name in _exits(found, starts, exited):
+                            gone_since.setdefault(name, now)
+                        for name, since in list(gone_since.items()):
+                            if name in followed:
+                                new = tuple(p for p in find_processes((name,))[name] if p not in starts)
+                                if new:
+                                    pending.append((name, found[name], new, since))
+                                    del gone_since[name]
+                                    found[name] = tuple(sorted((*found[name], *new)))
+                                    starts.update({p: _start_time(p) for p in new})
+                                    follow = True
+                                    continue
+                                if now - since < params.restart_wait_ns:
+                                    continue
+                            stopped = StopReason.PROCESS_EXITED
+                            pids = found[name]
+                            waited = (f"; none started again within {format_seconds(params.restart_wait_ns / 1e9)}"
+                                      if name in followed else "")
+                            cause = MeasureError(f"every watched {name} process exited during the watch "
+                                                 f"(pid {', '.join(map(str, pids))}){waited}; "
+                                                 "the report keeps what was seen")
+                            break
+                        if follow or stopped is not None:
+                            break
+                    attached = tracer.attached_ns is not None
+                    last_check = None
+                    end_segment()
+                    if not attached:
+                        if first_attached is None:
+                            if cause is not None:
+                                raise cause
+                            raise MeasureError(f"bpftrace failed before attaching its probes: {tracer.error()}")
+                        stopped = StopReason.TRACER_EXITED
+                        cause = MeasureError(f"bpftrace could not attach again after a restart: {tracer.error()}")
+                    elif not alive and stopped is None:
+                        stopped = StopReason.TRACER_EXITED
+                        cause = MeasureError(f"bpftrace ended during the watch (exit {tracer.proc.returncode}): "
+                                             f"{tracer.error()}")
             except KeyboardInterrupt:
                 raise Interrupted(signal.SIGINT) from None
     except Interrupted as exc:
         stopped = StopReason.SIGINT if exc.signum == signal.SIGINT else StopReason.SIGTERM
         cause = exc
-    with signals_ignored():
-        t_end = clock()
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGINT)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline:
-            if sel.select(timeout=0.5) and not reader.read(maps):
-                break
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        err_thread.join(timeout=5)
-        sel.close()
-    if t_attached is None:
-        if cause is not None:
-            raise cause
-        raise MeasureError(f"bpftrace failed before attaching its probes: {_stderr_error(''.join(err_chunks))}")
-    if stopped is None:
-        stopped = StopReason.TRACER_EXITED
-        cause = MeasureError(f"bpftrace ended during the watch (exit {proc.returncode}): "
-                             f"{_stderr_error(''.join(err_chunks))}")
+        if tracer is not None and not tracer.stopped:
+            end_segment()
+        if first_attached is None:
+            raise
+    assert stopped is not None
     _exits(found, starts, exited)
-    hists = histograms(maps)
+    if beside_ns:
+        notes.append(f"a fsyncprobe measurement (pid {', '.join(map(str, sorted(beside)))}) ran on this node for "
+                     f"{format_seconds(beside_ns / 1e9)} of the watch: its own load on the disk is in these figures")
+    for r in restarts:
+        notes.append(f"{r.name} restarted during the watch: pid {', '.join(map(str, r.exited_pids))} exited, "
+                     f"pid {', '.join(map(str, r.new_pids))} was watched in its place; "
+                     f"{format_seconds(r.unobserved_ns / 1e9)} in between were not observed")
     processes = tuple(
         process_report(name, pids, hists, scheduling and name in params.sched_names,
                        tuple(p for p in pids if exited.get(p)))
         for name, pids in found.items())
+    restarted = {r.name for r in restarts}
     for p in processes:
-        if p.exited_pids and stopped != StopReason.PROCESS_EXITED:
-            notes.append(f"{p.name} pid {', '.join(map(str, p.exited_pids))} exited during the watch")
+        left = tuple(x for x in p.exited_pids if p.name not in restarted)
+        if left and stopped != StopReason.PROCESS_EXITED:
+            notes.append(f"{p.name} pid {', '.join(map(str, left))} exited during the watch")
     report = WatchReport(
-        observed_ns=max(0, t_end - t_attached), requested_ns=params.duration_ns, interval_ns=params.interval_ns,
-        bpftrace_version=version, stopped_by=stopped, processes=processes, notes=tuple(notes))
+        observed_ns=observed_ns, requested_ns=params.duration_ns, interval_ns=params.interval_ns,
+        bpftrace_version=version, stopped_by=stopped, processes=processes, notes=tuple(notes),
+        restarts=tuple(restarts), measurement_beside_ns=beside_ns)
     if cause is not None:
         raise WatchCut(report, cause)
     return report
+
+
+def _program(live: Mapping[str, tuple[int, ...]], params: WatchParams, tdir: str,
+             notes: list[str] | None) -> script.Script:
+    """The bpftrace program for the processes alive now; what it cannot trace goes to `notes`
+    (given for the first program only: later ones trace the same calls)."""
+    sched_pids = [pid for n in params.sched_names if n in live for pid in live[n]]
+    all_pids = [pid for pids in live.values() for pid in pids]
+    prog = script.generate(all_pids, sched_pids, syscall_tracepoints(tdir), max(1, params.interval_ns // 1_000_000_000),
+                           platform.machine(), {pid: sync_fds(pid) for pid in all_pids})
+    if notes is not None:
+        for name in ("fsync", "fdatasync"):
+            if name not in prog.traced_syscalls:
+                notes.append(f"this kernel has no {name} tracepoint: those calls were not timed")
+        if sched_pids and not prog.blocking:
+            notes.append(f"main-thread blocking not traced: no wait-call table for {platform.machine()}")
+    return prog
+
+
+def _said_attached(stage: Callable[[str], None] | None, live: Mapping[str, tuple[int, ...]], params: WatchParams,
+                   first: bool, maps: Maps) -> None:
+    if stage is None:
+        return
+    what = ", ".join(f"{n} (pid {', '.join(map(str, p))})" for n, p in live.items())
+    if not first:
+        stage(f"attached again: watching {what}")
+        return
+    span = (f"for {format_seconds(params.duration_ns / 1e9)}" if params.duration_ns else "until SIGINT/SIGTERM")
+    stage(f"attached {maps.attached_probes or 0} probes; watching {what} {span}")
 
 
 class _LineReader:
@@ -451,13 +589,11 @@ class _LineReader:
 
 
 def _exits(found: Mapping[str, tuple[int, ...]], starts: Mapping[int, str | None],
-           exited: dict[int, bool]) -> tuple[str, tuple[int, ...]] | None:
-    """Mark watched pids that are gone (or reused); the first name none of whose pids is left."""
+           exited: dict[int, bool]) -> list[str]:
+    """Mark watched pids that are gone (or reused: another start time); the names none of whose
+    pids is left."""
     for pids in found.values():
         for pid in pids:
             if not exited.get(pid) and _start_time(pid) != starts.get(pid):
                 exited[pid] = True
-    for name, pids in found.items():
-        if pids and all(exited.get(p) for p in pids):
-            return name, pids
-    return None
+    return [name for name, pids in found.items() if pids and all(exited.get(p) for p in pids)]

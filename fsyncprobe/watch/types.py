@@ -99,11 +99,27 @@ class StopReason(str, Enum):
 
 
 @dataclass(frozen=True)
+class Restart:
+    """A watched command name whose processes all exited and whose successor was watched in their place."""
+
+    name: str
+    """The command name."""
+    exited_pids: tuple[int, ...]
+    """The processes of that name watched until then."""
+    new_pids: tuple[int, ...]
+    """The processes of that name that started after them, watched from then on."""
+    unobserved_ns: int
+    """From the exit being seen to the probes being attached again: a gap in the observation
+    (every watched name's, as bpftrace is started again with the new pids)."""
+
+
+@dataclass(frozen=True)
 class WatchReport:
     """What `fsyncprobe watch` observed."""
 
     observed_ns: int
-    """Wall time between the probes being attached and the last histograms pulled."""
+    """Wall time the probes were attached, up to the last histograms pulled (summed over the
+    spans between restarts: a gap while bpftrace starts again is not counted)."""
     requested_ns: int | None
     """`--duration` (None: until SIGINT/SIGTERM)."""
     interval_ns: int
@@ -116,6 +132,12 @@ class WatchReport:
     """Every watched command name."""
     notes: tuple[str, ...] = ()
     """What the reader must know about this watch (tracepoints missing, a process exited...)."""
+    restarts: tuple[Restart, ...] = ()
+    """Watched names whose process was replaced by a new one during the watch (`--restart-wait`)."""
+    measurement_beside_ns: int = 0
+    """Watched time during which a fsyncprobe `bench` or `verdict` held the node's lock (the watch
+    does not take it: it runs for hours and passively; it reads who holds it): the load that
+    measurement put on the disk is in the figures of that time."""
 
     def process(self, name: str) -> WatchedProcess | None:
         """The watched process of that command name, if any."""
