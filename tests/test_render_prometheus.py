@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from fsyncprobe.pipeline import new_report
 from fsyncprobe.render import render
 from fsyncprobe.render.prometheus import escape_label, families
 from fsyncprobe.report.codec import from_jsonable
 from fsyncprobe.report.types import Report
+from tests import factories
 from tests.cli_helpers import fsyncprobe, verdict_exit_code, verdict_json
 
 EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
@@ -138,6 +140,26 @@ def test_verdict_metrics_survive_the_real_textfile_collector(exporter: Exporter,
     assert sum(1 for f in v.findings if f.rule == "gate-min-ops") == len(verdict_report.benches) >= 2
     gate = [k for k in _samples(scraped, "fsyncprobe_finding_level") if 'rule="gate-min-ops"' in k]
     assert len(gate) == 1
+
+
+def test_flush_counters_are_metrics(exporter: Exporter) -> None:
+    """Flushes per sync and the flush time (issue 13) reach a scraper: requests, seconds and the
+    write-cache mode of each device, beside its write requests; a device whose kernel does not
+    count flushes (None) has no flush sample rather than a 0 that would read as "dropped"."""
+    b = factories.bench(writes=600)
+    counted = dataclasses.replace(b.device_writes[0], flush_ops=500, flush_time_ns=1_250_000_000)
+    uncounted = dataclasses.replace(b.device_writes[0], device="sdy", role="leaf", write_cache="write through")
+    b = dataclasses.replace(b, device_writes=(counted, uncounted))
+    r = new_report("bench", "/x", (b,))
+    (exporter.dir / "fsyncprobe.prom").write_text(render(r, "prometheus"))
+    scraped = exporter.scrape()
+    assert "node_textfile_scrape_error 0" in scraped
+    flushes = _samples(scraped, "fsyncprobe_device_flush_requests")
+    assert list(flushes.values()) == [500] and 'device="sdz"' in next(iter(flushes))
+    assert list(_samples(scraped, "fsyncprobe_device_flush_seconds").values()) == [1.25]
+    cache = {k.split('device="')[1].split('"')[0]: v
+             for k, v in _samples(scraped, "fsyncprobe_device_write_back_cache").items()}
+    assert cache == {"sdz": 1, "sdy": 0}
 
 
 def test_awkward_label_values_parse(exporter: Exporter, verdict_report: Report) -> None:

@@ -162,6 +162,24 @@ def render(report: Report) -> str:
                   "Write requests the block device completed during the run.", w.write_ops,
                   (*_bench_labels(b), ("device", w.device), ("role", w.role)))
     for b in report.benches:
+        for w in b.device_writes:
+            if w.flush_ops is not None:
+                f.add("fsyncprobe_device_flush_requests", "gauge",
+                      "Flush requests the block device completed during the run (/proc/diskstats).", w.flush_ops,
+                      (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+    for b in report.benches:
+        for w in b.device_writes:
+            if w.flush_time_ns is not None:
+                f.add("fsyncprobe_device_flush_seconds", "gauge",
+                      "Time the block device spent on those flushes (kernel counts whole ms).", w.flush_time_ns / 1e9,
+                      (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+    for b in report.benches:
+        for w in b.device_writes:
+            if w.write_cache is not None:
+                f.add("fsyncprobe_device_write_back_cache", "gauge",
+                      "1 when queue/write_cache says write back (flushes needed), 0 for write through.",
+                      int(w.write_cache == "write back"), (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+    for b in report.benches:
         sp = b.sched_probe
         if sp is not None:
             for q, ns in (("0.99", sp.lateness.p99_ns), ("1", sp.lateness.max_ns)):
