@@ -90,13 +90,14 @@ def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
 
 
 def in_chroot(root: Path, script: str, timeout: float = 600, env: dict[str, str] | None = None,
-              ) -> subprocess.CompletedProcess[str]:
+              tracefs: bool = False) -> subprocess.CompletedProcess[str]:
     """Run `script` (sh) in `root`, with /proc, /sys and /dev mounted in a private mount namespace,
-    in a clean environment (plus `env`)."""
+    in a clean environment (plus `env`); with `tracefs`, tracefs too, for bpftrace."""
     r = shlex.quote(str(root))
     extra = " ".join(shlex.quote(f"{k}={v}") for k, v in (env or {}).items())
+    trace = f"mount -t tracefs tracefs {r}/sys/kernel/tracing; " if tracefs else ""
     wrapper = (
-        f"set -e; mount -t proc proc {r}/proc; mount -t sysfs sysfs {r}/sys; mount --rbind /dev {r}/dev; "
+        f"set -e; mount -t proc proc {r}/proc; mount -t sysfs sysfs {r}/sys; {trace}mount --rbind /dev {r}/dev; "
         f"exec chroot {r} /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "
         f"TERM=dumb {extra} /bin/sh -c {shlex.quote(script)}"
     )
@@ -269,6 +270,56 @@ def test_commands_in_clean_root(releases: dict[str, Release], suite: str) -> Non
     assert bad.stderr.startswith("fsyncprobe: error: ") and bad.stdout.strip() == "rc=2", bad.stderr
     bare = in_chroot(rel.root, "fsyncprobe")
     assert "Traceback" not in bare.stderr and "verdict" in bare.stdout + bare.stderr
+
+
+WATCH_IN_ROOT = r"""
+cp /usr/bin/python3 /tmp/fspw
+/tmp/fspw -c "
+import os, time
+while not os.path.exists('/tmp/go'): time.sleep(0.05)
+fd = os.open('/tmp/data', os.O_WRONLY | os.O_CREAT, 0o600)
+for _ in range(20): os.write(fd, b'x' * 4096); os.fdatasync(fd)
+open('/tmp/done', 'w').close()
+while not os.path.exists('/tmp/stop'): time.sleep(0.05)
+" &
+W=$!
+fsyncprobe watch -p fspw --interval 1s --json -o /tmp/w.json 2>/tmp/w.err &
+F=$!
+i=0
+until grep -q attached /tmp/w.err; do
+  sleep 0.2; i=$((i+1))
+  if [ $i -gt 600 ]; then kill $F $W; cat /tmp/w.err >&2; exit 9; fi
+done
+touch /tmp/go
+until [ -e /tmp/done ]; do sleep 0.1; done
+sleep 1.5
+# SIGTERM, not SIGINT: a non-interactive shell starts background jobs with SIGINT ignored (POSIX, 2.11)
+kill -TERM $F; rc=0; wait $F || rc=$?
+touch /tmp/stop; wait $W
+cat /tmp/w.err >&2
+bpftrace --version
+echo "rc=$rc"
+"""
+
+
+def test_watch_with_debian_13_s_bpftrace(releases: dict[str, Release]) -> None:
+    """`watch` with the bpftrace Debian 13 ships (0.23; the host's suite runs Debian 12's 0.17):
+    installed from trixie into the clean root, run on this kernel, every fdatasync and write of
+    a process of our own counted exactly, no note that the version is untested."""
+    root = releases["trixie"].root
+    install = in_chroot(root, "export DEBIAN_FRONTEND=noninteractive; "
+                              "apt-get install -y -qq --no-install-recommends bpftrace >/dev/null")
+    assert install.returncode == 0, install.stderr[-3000:]
+    proc = in_chroot(root, WATCH_IN_ROOT, timeout=300, tracefs=True)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("rc=0"), proc.stdout + proc.stderr
+    version = re.search(r"bpftrace v(\d+)\.(\d+)", proc.stdout)
+    assert version is not None and (int(version[1]), int(version[2])) >= (0, 23), proc.stdout
+    watched = json.loads((root / "tmp" / "w.json").read_text())["watch"]
+    assert watched["bpftrace_version"].startswith(f"bpftrace v{version[1]}.{version[2]}")
+    assert not any("newer than" in n for n in watched["notes"]), watched["notes"]
+    (p,) = watched["processes"]
+    counts = {c["kind"]: c["latency"]["count"] for c in p["calls"]}
+    assert counts["fdatasync"] == 20 and counts["write"] == 20, counts
 
 
 @pytest.mark.parametrize("suite", RELEASES)
