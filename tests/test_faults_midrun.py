@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,35 @@ def wait_for_tool_dir(target: Path, proc: subprocess.Popen[str], timeout: float 
     raise AssertionError("the tool never made its temp dir")
 
 
+def wait_until_measuring(ready: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 20) -> None:
+    """Return once `ready()` shows the workload past its set-up and doing measured operations, so
+    a fault now cuts a run that has samples (a fixed sleep after the temp dir appeared was too
+    short on a loaded CI machine: the disk died during set-up and the run had 0 ops)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    raise AssertionError("the workload never got past its set-up")
+
+
+def wal_over(tool_dir: Path, size: int) -> Callable[[], bool]:
+    """The sqlite workload's set-up (schema, 9 rows of 4 KiB) leaves about 30 frames (~120 KiB) in
+    the WAL and each measured transaction appends about 3 more: past `size` = measuring."""
+    def ready() -> bool:
+        try:
+            return (tool_dir / "config.db-wal").stat().st_size > size
+        except FileNotFoundError:
+            return False
+    return ready
+
+
+def pveperf_measuring(tool_dir: Path) -> Callable[[], bool]:
+    """The pveperf workload creates its tf_*.dat files only in the measured phase."""
+    return lambda: any(tool_dir.glob("tf_*.dat"))
+
+
 def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
     out, err = proc.communicate(timeout=30)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -74,7 +104,7 @@ def test_sqlite_workload_on_a_disk_that_fails_is_an_io_error_not_a_traceback(ext
     os.sync()  # the planted files are on disk before the disk "dies"
     before = faultkit.tree_digest(fs)
     proc = start_bench(fs, "-w", "sqlite", "-d", "20s", *QUICK)
-    wait_for_tool_dir(fs, proc)
+    wait_until_measuring(wal_over(wait_for_tool_dir(fs, proc), 400 * 1024), proc)
     fd = os.open(fs, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.ioctl(fd, EXT4_IOC_SHUTDOWN, struct.pack("I", EXT4_GOING_FLAGS_NOLOGFLUSH))
@@ -103,7 +133,7 @@ def test_measured_directory_moved_away_mid_run_keeps_nothing_of_ours(tmp_path: P
     faultkit.plant(target)
     before = faultkit.tree_digest(target)
     proc = start_bench(target, "-w", "pveperf", "-d", "20s", *QUICK)
-    wait_for_tool_dir(target, proc)
+    wait_until_measuring(pveperf_measuring(wait_for_tool_dir(target, proc)), proc)
     moved = tmp_path / "moved"
     target.rename(moved)
     done = finish(proc)
