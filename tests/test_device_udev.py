@@ -37,7 +37,7 @@ from fsyncprobe.device import describe, stack
 from fsyncprobe.report.codec import to_jsonable
 from tests import realfs
 from tests.cli_helpers import fsyncprobe
-from tests.test_device_realstack import _kname, _partition_node, _sparse
+from tests.test_device_realstack import _dos_image, _kname, _partition_node
 
 UDEVD = "/lib/systemd/systemd-udevd"
 CREATED_BY_UDEV = ("/run/udev", "/dev/disk", "/dev/block")
@@ -121,9 +121,7 @@ def _sysfs_only(path: str, monkeypatch: pytest.MonkeyPatch) -> dict:
 
 def test_udev_properties_on_the_virtio_disk_and_loop_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     there_before = {p: os.path.lexists(p) for p in CREATED_BY_UDEV}
-    image = _sparse(tmp_path / "parted.img", 64)
-    subprocess.run(["sfdisk", "-q", str(image)], input="label: dos\n,24M\n,\n", text=True, capture_output=True,
-                   check=True)
+    image = _dos_image(tmp_path / "parted.img", 64, 24)
     with realfs.loop_ext4(tmp_path, size_mb=32) as fs, realfs.loop_device(image, partscan=True) as dev:
         part = _partition_node(dev, 2, tmp_path)
         realfs.run("mkfs.ext4", "-q", "-F", part)
