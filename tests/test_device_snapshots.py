@@ -239,3 +239,19 @@ def test_malformed_layers_are_an_input_error(layers: object) -> None:
     raw["layers"] = layers
     with pytest.raises(InputError, match="layers"):
         snapshot_from_json(raw)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "properties", "line"),
+    [
+        ({"dm/name": "vg0-root"}, {"DM_NAME": "vg0-root", "ID_FS_TYPE": "ext4"},
+         "via dm-0 (device-mapper vg0-root); its udev record: ID_FS_TYPE=ext4, DM_NAME=vg0-root"),
+        ({"md/level": "raid1"}, {"MD_LEVEL": "raid1"}, "via dm-0 (md raid1); its udev record: MD_LEVEL=raid1"),
+        ({}, {}, "via dm-0 (stacked block device)"),
+    ],
+)
+def test_layer_lines_for_dm_and_md(attributes: dict[str, str], properties: dict[str, str], line: str) -> None:
+    node = {"sys_name": "dm-0", "subsystem": "block", "devtype": "disk", "driver": None,
+            "attributes": attributes, "properties": properties}
+    (leaf,) = classify(snapshot_from_json(_layered_snapshot([[node]]))).leaves
+    assert leaf.evidence[-1] == line
