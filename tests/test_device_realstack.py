@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
+import struct
 import time
 from pathlib import Path
 
@@ -32,6 +32,28 @@ def _root_class() -> DeviceClass:
 
 def _sparse(path: Path, size_mb: int) -> Path:
     with open(path, "wb") as f:
+        f.truncate(size_mb << 20)
+    return path
+
+
+def _dos_image(path: Path, size_mb: int, first_mb: int) -> Path:
+    """A sparse image with a DOS partition table of two Linux partitions: `first_mb` MiB from 1 MiB,
+    then the rest, as `sfdisk` makes for "label: dos / ,24M / ,". Written here rather than with
+    sfdisk(8), which ends with sync(2): a sync of every filesystem on the machine, seen taking 85 s
+    while other work wrote to the disk. The MBR layout: four 16-byte entries at byte 446 (boot flag,
+    CHS start, type 0x83, CHS end, first LBA, sector count, little-endian) and 0x55AA at byte 510."""
+    sectors = (size_mb << 20) // 512
+    first = (1 << 20) // 512
+    size1 = (first_mb << 20) // 512
+    start2 = first + size1
+    entries = b"".join(struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0x83, b"\xfe\xff\xff", start, count)
+                       for start, count in ((first, size1), (start2, sectors - start2)))
+    mbr = bytearray(512)
+    mbr[440:444] = os.urandom(4)  # disk identifier
+    mbr[446:446 + len(entries)] = entries
+    mbr[510:512] = b"\x55\xaa"
+    with open(path, "wb") as f:
+        f.write(mbr)
         f.truncate(size_mb << 20)
     return path
 
@@ -79,10 +101,7 @@ def _partition_node(dev: str, number: int, where: Path) -> str:
 
 
 def test_partitioned_loop_device(tmp_path: Path) -> None:
-    image = _sparse(tmp_path / "disk.img", 64)
-    # two DOS partitions: 24 MiB, then the rest (sfdisk(8) input format)
-    subprocess.run(["sfdisk", "-q", str(image)], input="label: dos\n,24M\n,\n", text=True, capture_output=True,
-                   check=True)
+    image = _dos_image(tmp_path / "disk.img", 64, 24)  # two DOS partitions: 24 MiB, then the rest
     with realfs.loop_device(image, partscan=True) as dev:
         part = _partition_node(dev, 2, tmp_path)
         realfs.run("mkfs.ext4", "-q", "-F", part)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -200,3 +201,57 @@ def test_every_truncation_is_an_input_error(tmp_path: Path, path: Path) -> None:
         cut.write_text(text[:n])
         with pytest.raises(InputError):
             from_snapshot_file(str(cut))
+
+
+# --- the stack's own devices above the leaf (a loop device, its partition, dm, md): evidence, not class
+
+
+def _layered_snapshot(layers: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    raw = json.loads((Path(__file__).parent / "snapshots" / "virtio.json").read_text())
+    raw["stacks"] = [["loop0p1", "loop0", raw["stacks"][0][-1] if raw.get("stacks") else "vda"]]
+    raw["layers"] = layers
+    return raw
+
+
+def test_layers_are_shown_as_evidence_and_never_change_the_class() -> None:
+    loop: dict[str, Any] = {"sys_name": "loop0", "subsystem": "block", "devtype": "disk", "driver": None,
+            "attributes": {"loop/backing_file": "/srv/img/disk.img"}, "properties": {"ID_PART_TABLE_TYPE": "gpt"}}
+    part: dict[str, Any] = {"sys_name": "loop0p1", "subsystem": "block", "devtype": "partition", "driver": None,
+            "attributes": {"partition": "1"}, "properties": {"ID_FS_TYPE": "ext4", "DEVNAME": "/dev/loop0p1"}}
+    plain = classify(snapshot_from_json(_layered_snapshot([])))
+    layered = snapshot_from_json(_layered_snapshot([[part, loop]]))
+    report = classify(layered)
+    assert report.device_class is plain.device_class
+    (leaf,) = report.leaves
+    assert leaf.evidence[-2:] == ("via loop0p1 (partition 1); its udev record: ID_FS_TYPE=ext4",
+                                  "via loop0 (loop device, backing file /srv/img/disk.img); its udev record: "
+                                  "ID_PART_TABLE_TYPE=gpt")
+    assert snapshot_from_json(snapshot_to_json(layered)) == layered
+    # without a udev record the line still names the device and its backing file (the uevent's DEVNAME is no udev)
+    bare = dict(loop, properties={"DEVNAME": "/dev/loop0"})
+    (leaf,) = classify(snapshot_from_json(_layered_snapshot([[bare]]))).leaves
+    assert leaf.evidence[-1] == "via loop0 (loop device, backing file /srv/img/disk.img)"
+
+
+@pytest.mark.parametrize("layers", [3, [3], [[3]], [[{"subsystem": "block"}]]])
+def test_malformed_layers_are_an_input_error(layers: object) -> None:
+    raw = _layered_snapshot([])
+    raw["layers"] = layers
+    with pytest.raises(InputError, match="layers"):
+        snapshot_from_json(raw)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "properties", "line"),
+    [
+        ({"dm/name": "vg0-root"}, {"DM_NAME": "vg0-root", "ID_FS_TYPE": "ext4"},
+         "via dm-0 (device-mapper vg0-root); its udev record: ID_FS_TYPE=ext4, DM_NAME=vg0-root"),
+        ({"md/level": "raid1"}, {"MD_LEVEL": "raid1"}, "via dm-0 (md raid1); its udev record: MD_LEVEL=raid1"),
+        ({}, {}, "via dm-0 (stacked block device)"),
+    ],
+)
+def test_layer_lines_for_dm_and_md(attributes: dict[str, str], properties: dict[str, str], line: str) -> None:
+    node = {"sys_name": "dm-0", "subsystem": "block", "devtype": "disk", "driver": None,
+            "attributes": attributes, "properties": properties}
+    (leaf,) = classify(snapshot_from_json(_layered_snapshot([[node]]))).leaves
+    assert leaf.evidence[-1] == line

@@ -287,6 +287,30 @@ def _udev_evidence(props: dict[str, str]) -> list[str]:
     return ["udev: " + ", ".join(seen[:6])] if seen else []
 
 
+# A stacked device's own udev record: what blkid found on it and what device-mapper or md say it is
+# (60-persistent-storage.rules, 55-dm.rules, 63-md-raid-arrays.rules), never the kernel's uevent keys.
+_LAYER_UDEV_KEYS = ("ID_FS_TYPE", "ID_FS_UUID", "ID_PART_TABLE_TYPE", "ID_PART_ENTRY_NUMBER", "DM_NAME", "DM_UUID",
+                    "MD_LEVEL", "MD_UUID")
+
+
+def _layer_evidence(node: Node) -> str:
+    """One evidence line for a stacked device above the leaf: what it is (a loop device and its
+    backing file, device-mapper, md, a partition) and its own udev properties when udev recorded it."""
+    a = node.attributes
+    if backing := a.get("loop/backing_file"):
+        what = f"loop device, backing file {backing}"
+    elif dm := a.get("dm/name"):
+        what = f"device-mapper {dm}"
+    elif md := a.get("md/level"):
+        what = f"md {md}"
+    elif node.devtype == "partition" or "partition" in a:
+        what = "partition" + (f" {a['partition']}" if a.get("partition") else "")
+    else:
+        what = "stacked block device"
+    seen = [f"{k}={node.properties[k]}" for k in _LAYER_UDEV_KEYS if node.properties.get(k)]
+    return f"via {node.sys_name} ({what})" + (f"; its udev record: {', '.join(seen)}" if seen else "")
+
+
 def _fs_leaf(m: MountInfo) -> LeafDevice:
     if m.fstype in RAM_FSTYPES:
         return LeafDevice(
@@ -314,6 +338,7 @@ def classify(snapshot: Snapshot) -> DeviceReport:
         disk = _disk(chain)
         props = _props(chain)
         ev += _udev_evidence(props)
+        ev += [_layer_evidence(n) for n in (snapshot.layers[i] if i < len(snapshot.layers) else ())]
         stack = snapshot.stacks[i] if i < len(snapshot.stacks) else (disk.sys_name,)
         model = props.get("ID_MODEL") or next((m for n in chain if (m := _attr(n, "model"))), None)
         rot = _attr(disk, "queue/rotational")

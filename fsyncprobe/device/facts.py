@@ -3,8 +3,8 @@
 The facts are kept apart from their interpretation so a machine's facts can be saved
 (`fsyncprobe device --snapshot`), attached to a bug report, and classified anywhere
 (`--from-snapshot`). The format is shared/DESIGN.md's "Device facts snapshot"; keys we add beyond
-it (`stacks`, `filesystems`, `udev`, `warnings`, `source`) are ignored by readers that do not know
-them, as the format allows.
+it (`stacks`, `layers`, `filesystems`, `udev`, `warnings`, `source`) are ignored by readers that do not
+know them, as the format allows.
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ class Snapshot:
     """Whether udev properties were available when the facts were collected."""
     warnings: tuple[str, ...] = ()
     """What could not be resolved."""
+    layers: tuple[tuple[Node, ...], ...] = ()
+    """Per chain: the block devices of its stack that are not on the chain (a loop device and the
+    partition on it, a device-mapper or md device), mounted one first, each as its own node with its
+    attributes (`loop/backing_file`, `dm/name`, `md/level`) and udev properties; empty when not known."""
 
 
 def read_attribute(path: str) -> str | None:
@@ -167,6 +171,22 @@ def collect_chain(block_name: str, context: Any = None, sys_root: str = SYS) -> 
 # --- snapshot file format -------------------------------------------------------------------
 
 
+def _node_json(n: Node) -> dict[str, Any]:
+    return {"sys_name": n.sys_name, "subsystem": n.subsystem, "devtype": n.devtype, "driver": n.driver,
+            "attributes": dict(n.attributes), "properties": dict(n.properties)}
+
+
+def _node_from(raw: Any, where: str) -> Node:
+    return Node(
+        sys_name=_need(raw, "sys_name", str, where),
+        subsystem=_need(raw, "subsystem", str, where, optional=True),
+        devtype=_need(raw, "devtype", str, where, optional=True),
+        driver=_need(raw, "driver", str, where, optional=True),
+        attributes=_str_dict(raw.get("attributes"), where + ".attributes"),
+        properties=_str_dict(raw.get("properties"), where + ".properties"),
+    )
+
+
 def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
     """The documented JSON form."""
 
@@ -180,18 +200,12 @@ def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
         "snapshot_version": SNAPSHOT_VERSION,
         "path": s.path,
         "mount": mount(s.mount),
-        "chains": [
-            [
-                {"sys_name": n.sys_name, "subsystem": n.subsystem, "devtype": n.devtype, "driver": n.driver,
-                 "attributes": dict(n.attributes), "properties": dict(n.properties)}
-                for n in chain
-            ]
-            for chain in s.chains
-        ],
+        "chains": [[_node_json(n) for n in chain] for chain in s.chains],
         "stacks": [list(st) for st in s.stacks],
         "filesystems": [mount(m) for m in s.filesystems],
         "udev": s.udev,
         "warnings": list(s.warnings),
+        "layers": [[_node_json(n) for n in layer] for layer in s.layers],
     }
 
 
@@ -237,24 +251,18 @@ def snapshot_from_json(data: Any) -> Snapshot:
     for i, raw_chain in enumerate(_need(data, "chains", list, where)):
         if not isinstance(raw_chain, list) or not raw_chain:
             raise InputError(f"snapshot.chains[{i}]: expected a non-empty list of devices")
-        nodes = []
-        for j, raw in enumerate(raw_chain):
-            w = f"snapshot.chains[{i}][{j}]"
-            nodes.append(Node(
-                sys_name=_need(raw, "sys_name", str, w),
-                subsystem=_need(raw, "subsystem", str, w, optional=True),
-                devtype=_need(raw, "devtype", str, w, optional=True),
-                driver=_need(raw, "driver", str, w, optional=True),
-                attributes=_str_dict(raw.get("attributes"), w + ".attributes"),
-                properties=_str_dict(raw.get("properties"), w + ".properties"),
-            ))
-        chains.append(tuple(nodes))
+        chains.append(tuple(_node_from(raw, f"snapshot.chains[{i}][{j}]") for j, raw in enumerate(raw_chain)))
     stacks_raw = data.get("stacks") or []
     if not isinstance(stacks_raw, list) or not all(isinstance(s, list) for s in stacks_raw):
         raise InputError("snapshot.stacks: expected a list of lists of device names")
     fs_raw = data.get("filesystems") or []
     if not isinstance(fs_raw, list):
         raise InputError("snapshot.filesystems: expected a list")
+    layers_raw = data.get("layers") or []
+    if not isinstance(layers_raw, list) or not all(isinstance(layer, list) for layer in layers_raw):
+        raise InputError("snapshot.layers: expected a list of lists of devices")
+    layers = tuple(tuple(_node_from(raw, f"snapshot.layers[{i}][{j}]") for j, raw in enumerate(layer))
+                   for i, layer in enumerate(layers_raw))
     warnings_raw = data.get("warnings") or []
     if not isinstance(warnings_raw, list):
         raise InputError("snapshot.warnings: expected a list of strings")
@@ -267,6 +275,7 @@ def snapshot_from_json(data: Any) -> Snapshot:
         # The documented format has no `udev` key; a snapshot that records udev properties had them.
         udev=bool(data["udev"]) if "udev" in data else any(n.properties for c in chains for n in c),
         warnings=tuple(str(w) for w in warnings_raw),
+        layers=layers,
     )
 
 

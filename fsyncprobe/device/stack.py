@@ -17,7 +17,16 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fsyncprobe.device.facts import SYS, Snapshot, _udev_context, collect_chain, has_udev_record, read_attribute
+from fsyncprobe.device.facts import (
+    SYS,
+    Node,
+    Snapshot,
+    _udev_context,
+    collect_chain,
+    collect_node,
+    has_udev_record,
+    read_attribute,
+)
 from fsyncprobe.device.fstypes import NETWORK_FSTYPES, PSEUDO_FSTYPES, RAM_FSTYPES
 from fsyncprobe.device.mounts import MOUNTINFO, MountEntry, find_mount, mount_for, mount_info, parse_mountinfo
 from fsyncprobe.device.types import MountInfo
@@ -184,6 +193,7 @@ def resolve(path: str, mountinfo_path: str = MOUNTINFO, sys_root: str = SYS) -> 
     context = _udev_context()
     chains = []
     kept = []
+    layers = []
     for stack in stacks:
         # The chain starts at the lowest partition (so `partition` and the disk both show), as
         # `udevadm info -a /dev/sda2` walks it.
@@ -192,6 +202,7 @@ def resolve(path: str, mountinfo_path: str = MOUNTINFO, sys_root: str = SYS) -> 
         if chain:
             chains.append(chain)
             kept.append(stack)
+            layers.append(_layers(stack, chain, context, sys_root))
         else:
             walk.warnings.append(f"{stack[-1]}: not found in sysfs")
     return Snapshot(
@@ -204,7 +215,23 @@ def resolve(path: str, mountinfo_path: str = MOUNTINFO, sys_root: str = SYS) -> 
         # udevd that never saw them gives nothing but the uevent keys sysfs already has.
         udev=context is not None and any(has_udev_record(c) for c in chains),
         warnings=tuple(walk.warnings),
+        layers=tuple(layers),
     )
+
+
+def _layers(stack: tuple[str, ...], chain: tuple[Node, ...], context: object, sys_root: str) -> tuple[Node, ...]:
+    """The stack's block devices above its chain (a loop device and its partition, dm, md), each
+    collected on its own: their udev records (a loop device's `ID_FS_*`, a partition table) and
+    `loop/backing_file` are evidence too, though the class is the leaf's."""
+    on_chain = {n.sys_name for n in chain}
+    out = []
+    for name in stack:
+        if name in on_chain:
+            continue
+        d = os.path.realpath(os.path.join(sys_root, "class", "block", name))
+        if os.path.isdir(d):
+            out.append(collect_node(d, context))
+    return tuple(out)
 
 
 def _is_partition_of(part: str, disk: str, sys_root: str) -> bool:

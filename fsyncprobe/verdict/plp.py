@@ -1,15 +1,26 @@
 """Flushes per sync and power-loss protection, as far as software can tell (issue 13). Pure.
 
-A sync that reaches a device with a volatile write cache arrives as a flush request; the kernel
-sends none to a device that says `write through` (Documentation/block/writeback_cache_control.rst).
+Primary sources, for what the kernel and the drive promise:
+- Documentation/block/writeback_cache_control.rst: "Many storage devices, especially in the consumer
+  market, come with volatile write back caches. That means the devices signal I/O completion to the
+  operating system before data actually has hit the non-volatile storage", so a data integrity
+  operation (fsync) must force it out with a flush (REQ_PREFLUSH); "For devices that do not support
+  volatile write caches ... the block layer completes empty REQ_PREFLUSH requests before entering the
+  driver" (none reaches the device).
+- Documentation/ABI/stable/sysfs-block, queue/write_cache: reads "write back" or "write through";
+  writing it "can change the kernels view of the device, but it doesn't alter the device state", and
+  "write through" on a write-back device "will also eliminate cache flushes issued by the kernel".
+- NVM Express Base Specification, Identify Controller byte 525 (VWC), bit 0: a volatile write cache is
+  present; "If a volatile write cache is not present, Flush commands complete successfully and have no
+  effect". drivers/nvme/host/core.c sets BLK_FEAT_WRITE_CACHE only when the controller reports
+  NVME_CTRL_VWC_PRESENT, so for NVMe queue/write_cache mirrors that bit.
+
 A drive with power-loss protection (PLP: capacitors that let it write its cache to flash when the
 power goes) can acknowledge a flush at once, or declare no volatile cache at all; a drive without
 PLP must write its cache to flash on every flush, which takes milliseconds. The class, the cache
-mode the kernel sees (`queue/write_cache`; for NVMe it mirrors the Volatile Write Cache bit of
-Identify Controller: drivers/nvme/host/core.c sets BLK_FEAT_WRITE_CACHE only when the controller
-reports NVME_CTRL_VWC_PRESENT), whether flushes reach the device and how long they take therefore
-give a hint, never proof: a drive that ignores flushes looks like one with PLP, and only cutting
-the power while it syncs tells them apart.
+mode the kernel sees, whether flushes reach the device and how long they take therefore give a
+hint, never proof: a drive that ignores flushes looks like one with PLP, and only cutting the power
+while it syncs tells them apart.
 """
 
 from __future__ import annotations
@@ -23,14 +34,20 @@ from fsyncprobe.units import format_duration_ns
 
 PLP_FLUSH_MAX_NS = 100_000
 """A flush answered within 100 us is faster than a drive can write a volatile cache to flash:
-consistent with PLP. In Mark Callaghan's fsync/fdatasync benchmarks (fio and InnoDB, 2025; summary at
-https://tech-blog.linkstest.com/?p=14761) data-centre SSDs with PLP (Intel D7-P5520, Samsung PM9A3)
-synced in microseconds to tens of microseconds."""
+consistent with PLP. Measured, one sync at a time, in Mark Callaghan's "SSDs, power loss protection
+and fsync latency" (Small Datum, 7 January 2026, fio with O_DIRECT and an fsync or fdatasync per
+write: http://smalldatum.blogspot.com/2026/01/ssds-power-loss-protection-and-fsync.html): data-centre
+SSDs with PLP (Intel D7-P5520, Samsung PM9A3) synced in microseconds to tens of microseconds. The
+drive makers' datasheets give write latencies, not flush latencies; their side is the VWC bit above
+(no volatile cache: a flush has nothing to do)."""
 
 NO_PLP_FLUSH_MIN_NS = 1_000_000
 """A flush that takes 1 ms or more is a drive writing its volatile cache to flash on every sync: the
-same benchmarks found consumer SSDs without PLP (Samsung 990 Pro, Crucial T500) at milliseconds per
-sync while their raw write throughput stayed high."""
+same post found consumer SSDs without PLP (Samsung 990 Pro, Crucial T500) slow to sync while their
+raw write throughput stayed high ("For an SSD without power loss protection, writes are fast but fsync
+is slow"), up to milliseconds per sync. A consumer drive that syncs in 0.1-1 ms (such figures are
+reported for the 990 Pro with small writes) falls between the two bounds, where the hint says
+inconclusive: the bounds are kept apart so that neither claim is made on a borderline figure."""
 
 NO_PLP_SYNC_RATE_MAX = 1_000.0
 """Without flush counters (Linux < 5.5): a write-back SSD that makes fewer than 1,000 syncs a second
