@@ -74,7 +74,10 @@ def udevd_for(names: list[str], log: Path) -> Iterator[dict[str, str]]:
             assert proc is None or proc.poll() is None, "systemd-udevd exited at start"
             time.sleep(0.05)
         syspaths = [f"/sys/class/block/{n}" for n in names]
-        realfs.run("udevadm", "trigger", "--settle", "--action=change", *syspaths)
+        # A bounded wait: `trigger --settle` waits for udevd's answer with no limit of its own, and
+        # hangs if that udevd goes away (one another process started and then stopped).
+        subprocess.run(["udevadm", "trigger", "--settle", "--action=change", *syspaths],
+                       capture_output=True, text=True, check=True, timeout=120)
         how = {}
         for name in names:
             if _record(_major_minor(name)).exists():
