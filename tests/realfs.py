@@ -108,6 +108,25 @@ def write_iops_limit(fs: LoopFs, iops: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def dirty_limit(fs: LoopFs, max_bytes: int) -> Iterator[None]:
+    """Scale the kernel's dirty-page limit down to a test disk: the loop device's writeback domain
+    may hold at most `max_bytes` of dirty pages, enforced on its own (`strict_limit`, as FUSE's
+    strictlimit; Documentation/ABI/testing/sysfs-class-bdi). A node's limit is 20 % of its memory
+    (vm.dirty_ratio), GiBs a small test disk never reaches; here a writer past `max_bytes` meets
+    writeback and balance_dirty_pages (mm/page-writeback.c) as a backup meets them on a node.
+    The device's own settings are restored afterwards (the loop device outlives the test)."""
+    bdi = Path("/sys/class/bdi") / fs.major_minor
+    strict, ratio = (bdi / "strict_limit").read_text().strip(), (bdi / "max_ratio_fine").read_text().strip()
+    try:
+        (bdi / "max_bytes").write_text(f"{max_bytes}\n")
+        (bdi / "strict_limit").write_text("1\n")
+        yield
+    finally:
+        (bdi / "strict_limit").write_text(f"{strict}\n")
+        (bdi / "max_ratio_fine").write_text(f"{ratio}\n")
+
+
+@contextlib.contextmanager
 def tmpfs(base: Path, size: str = "64m", name: str = "tmpfs") -> Iterator[Path]:
     """A private tmpfs mounted under `base`."""
     with mounted("tmpfs", base / name, fstype="tmpfs", options=f"size={size}") as mnt:

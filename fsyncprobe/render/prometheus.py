@@ -86,8 +86,11 @@ class _Families:
 
 
 def _bench_labels(b: BenchResult) -> Labels:
+    # A profile's named run (two runs of one workload, with and without a background writer) gets
+    # a `run` label, so their series stay apart; unnamed runs keep the labels they always had.
+    run = (("run", b.params.label),) if b.params.label else ()
     return (("workload", b.params.workload.value), ("sync", b.params.sync.value), ("path", b.params.path),
-            ("fstype", b.fstype))
+            ("fstype", b.fstype), *run)
 
 
 def _timestamp(created_utc: str) -> float | None:
@@ -186,6 +189,19 @@ def render(report: Report) -> str:
                 f.add("fsyncprobe_sched_lateness_seconds", "gauge",
                       "How late a real-time sleeper woke beside the workload (quantile 1 = max).", ns / 1e9,
                       (*_bench_labels(b), ("quantile", q)))
+
+    for b in report.benches:
+        bw = b.background_write
+        if bw is not None:
+            f.add("fsyncprobe_background_write_bytes_per_second", "gauge",
+                  "Rate the backup-like background writer achieved beside the workload.", bw.written_bytes_per_s,
+                  _bench_labels(b))
+    for b in report.benches:
+        bw = b.background_write
+        if bw is not None and bw.dirty_max_bytes is not None:
+            f.add("fsyncprobe_background_dirty_max_bytes", "gauge",
+                  "Largest system Dirty: (/proc/meminfo) while the background writer ran.", bw.dirty_max_bytes,
+                  _bench_labels(b))
 
     d = report.device
     if d is not None:
