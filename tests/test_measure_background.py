@@ -22,6 +22,8 @@ from fsyncprobe.cli import main
 from fsyncprobe.errors import InputError, MeasureError, UsageError
 from fsyncprobe.measure import background
 from fsyncprobe.measure.types import BackgroundWrite, BackgroundWriteResult, Workload
+from fsyncprobe.pipeline import new_report
+from fsyncprobe.render import Format, render
 from fsyncprobe.verdict import profiles, rules
 from fsyncprobe.verdict.types import Level
 from tests import factories, faultkit, realfs
@@ -144,6 +146,31 @@ def test_the_background_finding_states_p99_with_and_without_the_writer() -> None
     assert "30.0 ms" in f.title and "2.00 ms without" in f.title and "(15.0x)" in f.title, f.title
     assert "100.0 MiB/s" in f.title and "Dirty up to 512.0 MiB" in (f.measured or "")
     assert rules.background_findings((alone,)) == []
+
+
+def test_every_renderer_shows_what_the_writer_did() -> None:
+    alone = factories.bench(Workload.SQLITE, p99_ns=2 * MS)
+    busy = replace(factories.bench(Workload.SQLITE, p99_ns=30 * MS), background_write=BackgroundWriteResult(
+        rate_asked_bytes_per_s=50 << 20, write_size_bytes=1 << 20, cap_bytes=1 << 30, written_bytes=150 << 20,
+        duration_ns=3_000_000_000, written_bytes_per_s=50.0 * (1 << 20), restarts=2, dirty_max_bytes=256 << 20,
+        writeback_max_bytes=8 << 20, dirty_mean_bytes=100.0 * (1 << 20)))
+    busy = replace(busy, params=replace(busy.params, label="sqlite-backup", background_write=BackgroundWrite(50 << 20)))
+    report = new_report("verdict", "/x", (alone, busy))
+    for fmt in (Format.TABLE, Format.MARKDOWN):
+        text = render(report, fmt)
+        assert "sqlite-backup: sqlite 4.0 KiB on /x (ext4 at /) under background write 50.0 MiB/s" in text, text
+        assert "wrote 150.0 MiB at 50.0 MiB/s (asked 50.0 MiB/s)" in text and "restarted 2x" in text, text
+        assert "Dirty up to 256.0 MiB" in text and "Writeback up to 8.0 MiB" in text, text
+    data = json.loads(render(report, Format.JSON))
+    assert data["benches"][1]["background_write"]["written_bytes"] == 150 << 20
+    assert data["benches"][1]["params"]["background_write"] == {"rate_bytes_per_s": 50 << 20}
+    assert data["benches"][0]["background_write"] is None and data["benches"][0]["params"]["label"] is None
+    prom = render(report, Format.PROMETHEUS)
+    assert 'fsyncprobe_background_write_bytes_per_second{workload="sqlite"' in prom
+    assert 'run="sqlite-backup"} 52428800' in prom, prom
+    # two runs of one workload stay two series
+    rates = [ln for ln in prom.splitlines() if ln.startswith("fsyncprobe_sync_ops_per_second{")]
+    assert len(rates) == 2 and len(set(r.rsplit(" ", 1)[0] for r in rates)) == 2, rates
 
 
 # --- On real filesystems ----------------------------------------------------------------------
