@@ -9,11 +9,11 @@ loaded/alone ratio of the p99.
 Places (--places, comma separated; default both):
   dir   a fresh directory under --dir (default /var/tmp): the machine's own disk.
   loop  an ext4 on a loop device this script makes (sparse image under --dir, removed after;
-        root only), optionally throttled (--loop-iops: the cgroup-v1 blkio write-IOPS throttle,
-        as the tests' "slow disk") and with its dirty-page limit scaled down (--loop-dirty:
+        root only), optionally throttled (--loop-iops, --loop-bps: the cgroup-v1 blkio write
+        throttles, as the tests' "slow disk") and with its dirty-page limit scaled down (--loop-dirty:
         the bdi's strict_limit and max_bytes, Documentation/ABI/testing/sysfs-class-bdi, so a
         writer on a small test disk meets writeback as a backup meets it on a node with GiBs of
-        dirty limit). The defaults, 100 IOPS and 4 MiB, are those of the test
+        dirty limit). The defaults, 100 IOPS, 16 MB/s and 4 MiB, are those of the test
         tests/test_measure_background.py.
 
     python bench/background.py                          # both places, 5 pairs of 3 s + 3 s warm-up (about 5 min)
@@ -43,6 +43,7 @@ from contextlib import contextmanager
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = (("sqlite", ["-w", "sqlite", "-b", "4k"]), ("pveperf", ["-w", "pveperf"]))
 BLKIO_WRITE_IOPS = "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device"
+BLKIO_WRITE_BPS = "/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device"
 
 
 def sh(*cmd: str) -> str:
@@ -53,7 +54,7 @@ def sh(*cmd: str) -> str:
 
 
 @contextmanager
-def loop_ext4(base: str, size_mb: int, iops: int, dirty_bytes: int) -> Iterator[str]:
+def loop_ext4(base: str, size_mb: int, iops: int, bps: int, dirty_bytes: int) -> Iterator[str]:
     """A throttled loop ext4 under `base`, mounted; everything undone on the way out."""
     image = os.path.join(base, "background.img")
     mnt = os.path.join(base, "mnt")
@@ -72,9 +73,10 @@ def loop_ext4(base: str, size_mb: int, iops: int, dirty_bytes: int) -> Iterator[
         os.mkdir(mnt)
         sh("mount", dev, mnt)
         try:
-            if iops:
-                with open(BLKIO_WRITE_IOPS, "w") as f:
-                    f.write(f"{majmin} {iops}\n")
+            for knob, value in ((BLKIO_WRITE_IOPS, iops), (BLKIO_WRITE_BPS, bps)):
+                if value:
+                    with open(knob, "w") as f:
+                        f.write(f"{majmin} {value}\n")
             if dirty_bytes:
                 with open(f"{bdi}/max_bytes", "w") as f:
                     f.write(f"{dirty_bytes}\n")
@@ -82,9 +84,10 @@ def loop_ext4(base: str, size_mb: int, iops: int, dirty_bytes: int) -> Iterator[
                     f.write("1\n")
             yield mnt
         finally:
-            if iops:
-                with open(BLKIO_WRITE_IOPS, "w") as f:
-                    f.write(f"{majmin} 0\n")
+            for knob, value in ((BLKIO_WRITE_IOPS, iops), (BLKIO_WRITE_BPS, bps)):
+                if value:
+                    with open(knob, "w") as f:
+                        f.write(f"{majmin} 0\n")
             subprocess.run(["umount", mnt], check=False)
     finally:
         for k in ("strict_limit", "max_ratio_fine"):
@@ -173,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                              "cache takes GiBs before writeback starts)")
     parser.add_argument("--rate", default="max", help="--background-write value")
     parser.add_argument("--loop-iops", type=int, default=100, help="write IOPS throttle of the loop ext4 (0: none)")
+    parser.add_argument("--loop-bps", type=int, default=16_000_000, help="write bytes/s throttle of the loop "
+                        "ext4 (0: none)")
     parser.add_argument("--loop-dirty", type=int, default=4 << 20, help="dirty-page limit of the loop ext4 in bytes "
                         "(0: the kernel's)")
     parser.add_argument("--loop-size-mb", type=int, default=512)
@@ -196,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             if place == "dir":
                 rows += measure("dir", work, opts)
             else:
-                print(f"loop ext4: {opts.loop_size_mb} MiB, {opts.loop_iops or 'no'} write IOPS limit, dirty limit "
-                      f"{opts.loop_dirty or 'the kernel'}", file=sys.stderr)
-                with loop_ext4(work, opts.loop_size_mb, opts.loop_iops, opts.loop_dirty) as mnt:
+                print(f"loop ext4: {opts.loop_size_mb} MiB, write limits {opts.loop_iops or 'no'} IOPS and "
+                      f"{opts.loop_bps or 'no'} B/s, dirty limit {opts.loop_dirty or 'the kernel'}", file=sys.stderr)
+                with loop_ext4(work, opts.loop_size_mb, opts.loop_iops, opts.loop_bps, opts.loop_dirty) as mnt:
                     rows += measure("loop", mnt, opts)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BLKIO_WRITE_IOPS = "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device"
+BLKIO_WRITE_BPS = "/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device"
 
 
 def is_root() -> bool:
@@ -104,6 +105,19 @@ def write_iops_limit(fs: LoopFs, iops: int) -> Iterator[None]:
         yield
     finally:
         with open(BLKIO_WRITE_IOPS, "w") as f:
+            f.write(f"{fs.major_minor} 0\n")
+
+
+@contextlib.contextmanager
+def write_bps_limit(fs: LoopFs, bytes_per_s: int) -> Iterator[None]:
+    """Throttle the loop device's write bandwidth to `bytes_per_s` (cgroup-v1 blkio, root cgroup,
+    as `write_iops_limit`), and lift the rule afterwards."""
+    with open(BLKIO_WRITE_BPS, "w") as f:
+        f.write(f"{fs.major_minor} {bytes_per_s}\n")
+    try:
+        yield
+    finally:
+        with open(BLKIO_WRITE_BPS, "w") as f:
             f.write(f"{fs.major_minor} 0\n")
 
 

@@ -178,11 +178,12 @@ def test_every_renderer_shows_what_the_writer_did() -> None:
 
 @requires_root
 def test_a_backup_beside_raises_the_pmxcfs_p99_and_the_verdict_names_it(tmp_path: Path) -> None:
-    # A loop ext4 throttled to 100 write IOPS whose dirty-page limit is scaled down to 4 MiB
-    # (realfs.dirty_limit): the writer fills it, writeback holds the disk, and the pmxcfs-shaped
-    # commits wait behind it. The same profile runs each workload without the writer first.
+    # A loop ext4 throttled to 100 write IOPS and 16 MB/s whose dirty-page limit is scaled down to
+    # 4 MiB (realfs.dirty_limit): the writer fills it, writeback holds the disk, and the
+    # pmxcfs-shaped commits wait behind it. The profile runs each workload without the writer first.
+    # (With the IOPS limit alone the rise was 12-30x in most runs but 1.4x in one of eight.)
     with realfs.loop_ext4(tmp_path, 256) as fs, realfs.write_iops_limit(fs, 100), \
-            realfs.dirty_limit(fs, 4 << 20):
+            realfs.write_bps_limit(fs, 16_000_000), realfs.dirty_limit(fs, 4 << 20):
         res = cli_runner().invoke(main, ["verdict", str(fs.mountpoint), "--profile", "pmxcfs-backup", "--duration",
                                          "1500ms", "--warmup", "300ms", "--no-corosync-conf", "--no-live-ring",
                                          "--no-ring-id", "--allow-concurrent", "--json", "--no-progress"])
