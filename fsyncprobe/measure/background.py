@@ -57,6 +57,10 @@ FREE_MARGIN_BYTES = 64 << 20
 journal, logs) must never meet a disk we filled."""
 MEMINFO_INTERVAL_S = 0.1
 """How often the writer samples /proc/meminfo's Dirty: and Writeback: (a read of a small proc file)."""
+STOP_TIMEOUT_S = 10.0
+"""How long the tool waits for the writer's result after telling it to stop: one write(2) may sleep
+in balance_dirty_pages (mm/page-writeback.c: 200 ms pauses, repeated while the dirty pages stay
+over the hard limit); past this the run goes on without the writer's figures (a note says so)."""
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -207,12 +211,14 @@ def _child(directory: str, rate_text: str, cap: int, parent_pid: int) -> int:
     duration = clock() - start
     stop.set()
     sampler.thread.join(timeout=1)
-    os.close(fd)  # the unnamed file's blocks are freed here
     dirty = sampler.dirty
     say({"written_bytes": written, "duration_ns": duration, "restarts": restarts,
          "dirty_max_bytes": max(dirty) if dirty else None,
          "dirty_mean_bytes": sum(dirty) / len(dirty) if dirty else None,
          "writeback_max_bytes": sampler.writeback_max, "note": note})
+    # The unnamed file's blocks are freed here; its dirty pages are dropped unwritten, but pages
+    # already under writeback are waited for (mm/truncate.c), so the result goes out first.
+    os.close(fd)
     return 0
 
 
@@ -255,7 +261,7 @@ class BackgroundWriter:
 
     def stop(self) -> BackgroundWriteResult | None:
         """Stop the writer and return what it did (None: it died without saying)."""
-        got = self._side.finish()
+        got = self._side.finish(timeout_s=STOP_TIMEOUT_S)
         if got is None:
             return None
         data, _ = got

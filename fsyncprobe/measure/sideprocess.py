@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -109,12 +110,16 @@ class SideProcess:
         if not self._readline(self._proc.stdout).get("ready"):
             raise OSError(f"the {self.what} did not start")
 
-    def finish(self) -> tuple[dict[str, Any], Histogram] | None:
-        """Tell the process to stop and read its result line and histogram (None: it died first)."""
+    def finish(self, timeout_s: float | None = None) -> tuple[dict[str, Any], Histogram] | None:
+        """Tell the process to stop and read its result line and histogram (None: it died first, or
+        sent nothing within `timeout_s` when one is given)."""
         proc = self._proc
         if proc is None or proc.stdin is None:
             return None
         proc.stdin.close()
+        if timeout_s is not None and proc.stdout is not None and \
+                not select.select([proc.stdout], [], [], timeout_s)[0]:
+            return None
         try:
             data = self._readline(proc.stdout)
         except OSError:
