@@ -167,7 +167,7 @@ def test_every_renderer_shows_what_the_writer_did() -> None:
     assert data["benches"][0]["background_write"] is None and data["benches"][0]["params"]["label"] is None
     prom = render(report, Format.PROMETHEUS)
     assert 'fsyncprobe_background_write_bytes_per_second{workload="sqlite"' in prom
-    assert 'run="sqlite-backup"} 52428800' in prom, prom
+    assert 'run="sqlite-backup"} 52428800' in prom and 'run="sqlite"}' in prom, prom
     # two runs of one workload stay two series
     rates = [ln for ln in prom.splitlines() if ln.startswith("fsyncprobe_sync_ops_per_second{")]
     assert len(rates) == 2 and len(set(r.rsplit(" ", 1)[0] for r in rates)) == 2, rates
