@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BLKIO_WRITE_IOPS = "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device"
+BLKIO_WRITE_BPS = "/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device"
 
 
 def is_root() -> bool:
@@ -105,6 +106,38 @@ def write_iops_limit(fs: LoopFs, iops: int) -> Iterator[None]:
     finally:
         with open(BLKIO_WRITE_IOPS, "w") as f:
             f.write(f"{fs.major_minor} 0\n")
+
+
+@contextlib.contextmanager
+def write_bps_limit(fs: LoopFs, bytes_per_s: int) -> Iterator[None]:
+    """Throttle the loop device's write bandwidth to `bytes_per_s` (cgroup-v1 blkio, root cgroup,
+    as `write_iops_limit`), and lift the rule afterwards."""
+    with open(BLKIO_WRITE_BPS, "w") as f:
+        f.write(f"{fs.major_minor} {bytes_per_s}\n")
+    try:
+        yield
+    finally:
+        with open(BLKIO_WRITE_BPS, "w") as f:
+            f.write(f"{fs.major_minor} 0\n")
+
+
+@contextlib.contextmanager
+def dirty_limit(fs: LoopFs, max_bytes: int) -> Iterator[None]:
+    """Scale the kernel's dirty-page limit down to a test disk: the loop device's writeback domain
+    may hold at most `max_bytes` of dirty pages, enforced on its own (`strict_limit`, as FUSE's
+    strictlimit; Documentation/ABI/testing/sysfs-class-bdi). A node's limit is 20 % of its memory
+    (vm.dirty_ratio), GiBs a small test disk never reaches; here a writer past `max_bytes` meets
+    writeback and balance_dirty_pages (mm/page-writeback.c) as a backup meets them on a node.
+    The device's own settings are restored afterwards (the loop device outlives the test)."""
+    bdi = Path("/sys/class/bdi") / fs.major_minor
+    strict, ratio = (bdi / "strict_limit").read_text().strip(), (bdi / "max_ratio_fine").read_text().strip()
+    try:
+        (bdi / "max_bytes").write_text(f"{max_bytes}\n")
+        (bdi / "strict_limit").write_text("1\n")
+        yield
+    finally:
+        (bdi / "strict_limit").write_text(f"{strict}\n")
+        (bdi / "max_ratio_fine").write_text(f"{ratio}\n")
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ SHORT = ("--duration", "1s", "--warmup", "200ms")
 
 @pytest.fixture(scope="module")
 def fast_fs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[realfs.LoopFs]:
-    with realfs.loop_ext4(tmp_path_factory.mktemp("verdict-fast"), size_mb=96) as fs:
+    with realfs.loop_ext4(tmp_path_factory.mktemp("verdict-fast"), size_mb=192) as fs:
         yield fs
 
 

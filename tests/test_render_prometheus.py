@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from fsyncprobe.measure.types import BackgroundWrite, BackgroundWriteResult, Workload
 from fsyncprobe.pipeline import new_report
 from fsyncprobe.render import render
 from fsyncprobe.render.prometheus import escape_label, families
@@ -160,6 +161,31 @@ def test_flush_counters_are_metrics(exporter: Exporter) -> None:
     cache = {k.split('device="')[1].split('"')[0]: v
              for k, v in _samples(scraped, "fsyncprobe_device_write_back_cache").items()}
     assert cache == {"sdz": 1, "sdy": 0}
+
+
+def test_two_runs_of_one_workload_are_two_series_a_scraper_takes(exporter: Exporter) -> None:
+    """A profile running one workload alone and under a background writer (pmxcfs-backup, issue 16):
+    every bench gets a `run` label (all series of a family keep the same label names, or the
+    collector refuses the file), and the writer's rate is a metric of the loaded run."""
+    alone = factories.bench(Workload.SQLITE)
+    busy = factories.bench(Workload.SQLITE, p99_ns=40_000_000)
+    busy = dataclasses.replace(busy, params=dataclasses.replace(
+        busy.params, label="sqlite-backup", background_write=BackgroundWrite(None)),
+        background_write=BackgroundWriteResult(
+            rate_asked_bytes_per_s=None, write_size_bytes=1 << 20, cap_bytes=1 << 30, written_bytes=1 << 30,
+            duration_ns=4_000_000_000, written_bytes_per_s=2.0**28, restarts=0, dirty_max_bytes=1 << 29,
+            writeback_max_bytes=1 << 24, dirty_mean_bytes=2.0**28))
+    r = new_report("verdict", "/x", (alone, busy))
+    (exporter.dir / "fsyncprobe.prom").write_text(render(r, "prometheus"))
+    scraped = exporter.scrape()
+    assert "node_textfile_scrape_error 0" in scraped
+    rates = _samples(scraped, "fsyncprobe_sync_ops_per_second")
+    assert sorted(k.split('run="')[1].split('"')[0] for k in rates) == ["sqlite", "sqlite-backup"], rates
+    writer = _samples(scraped, "fsyncprobe_background_write_bytes_per_second")
+    assert list(writer.values()) == [2.0**28] and 'run="sqlite-backup"' in next(iter(writer))
+    assert list(_samples(scraped, "fsyncprobe_background_dirty_max_bytes").values()) == [1 << 29]
+    # a report without named runs keeps the labels it always had
+    assert 'run="' not in render(new_report("bench", "/x", (alone,)), "prometheus")
 
 
 def test_awkward_label_values_parse(exporter: Exporter, verdict_report: Report) -> None:

@@ -71,7 +71,7 @@ def test_shipped_profiles_load_and_are_the_documented_ones() -> None:
         assert p.workloads and p.thresholds
         for t in p.thresholds:
             assert t.reason and t.advice
-            assert any(w.workload is t.workload for w in p.workloads)
+            assert any(w.run_name == t.workload for w in p.workloads)
 
 
 def test_pmxcfs_is_the_default_and_fits_the_time_budget() -> None:

@@ -16,7 +16,9 @@ from fsyncprobe.cli.options import (
     size_option,
 )
 from fsyncprobe.cli.output import emit, feedback
-from fsyncprobe.measure.types import BenchParams, SyncMethod, Workload
+from fsyncprobe.errors import UsageError
+from fsyncprobe.measure.background import parse_rate
+from fsyncprobe.measure.types import BackgroundWrite, BenchParams, SyncMethod, Workload
 from fsyncprobe.measure.workloads import default_block_size
 from fsyncprobe.render import Format
 from fsyncprobe.units import format_size
@@ -48,15 +50,29 @@ def bench_options(fn: click.decorators.FC) -> click.decorators.FC:
                      help="Uncounted warm-up before measuring."),
         click.option("--stall-threshold", callback=duration_option(1_000, DAY_NS), default="100ms",
                      show_default=True, metavar="TIME", help="An operation slower than this counts as a stall."),
+        click.option("--background-write", "background_write", callback=_background_option, default=None,
+                     metavar="RATE|max",
+                     help="Meanwhile, a separate process makes 1 MiB buffered writes (like a backup) on the same "
+                          "filesystem at RATE bytes/s (e.g. 50M) or max; capped by the free space, removed after."),
     ]
     for o in reversed(opts):
         fn = o(fn)
     return fn
 
 
+def _background_option(ctx: click.Context, param: click.Parameter, value: str | None) -> BackgroundWrite | None:
+    if value is None:
+        return None
+    try:
+        return parse_rate(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"--background-write {value!r}: ")) from None
+
+
 def make_params(
     path: str, workload: str, sync: str, block_size: int | None, file_size: int,
     duration: int | None, ops: int | None, warmup: int, stall_threshold: int,
+    background_write: BackgroundWrite | None = None,
 ) -> BenchParams:
     """Validate the combination of options and build the parameters."""
     wl = Workload(workload)
@@ -74,7 +90,7 @@ def make_params(
     return BenchParams(
         path=path, workload=wl, sync=SyncMethod(sync), block_size_bytes=block_size,
         file_size_bytes=file_size, duration_ns=duration, ops_limit=ops, warmup_ns=warmup,
-        stall_threshold_ns=stall_threshold,
+        stall_threshold_ns=stall_threshold, background_write=background_write,
     )
 
 
@@ -91,7 +107,8 @@ def make_params(
 @handle_errors
 def bench(
     path: str, workload: str, sync: str, block_size: int | None, file_size: int, duration: int | None,
-    ops: int | None, warmup: int, stall_threshold: int, sched_probe: bool, allow_concurrent: bool, ring_id: bool,
+    ops: int | None, warmup: int, stall_threshold: int, background_write: BackgroundWrite | None,
+    sched_probe: bool, allow_concurrent: bool, ring_id: bool,
     state_dir: str | None, fmt: str | None,
     as_json: bool, output: str, quiet: bool, no_progress: bool,
 ) -> None:
@@ -101,7 +118,8 @@ def bench(
     happens. The report goes to stdout; progress and warnings to stderr.
     """
     out_format = resolve_format(fmt, as_json)
-    params = make_params(path, workload, sync, block_size, file_size, duration, ops, warmup, stall_threshold)
+    params = make_params(path, workload, sync, block_size, file_size, duration, ops, warmup, stall_threshold,
+                         background_write)
     rid = ring_id_settings(ring_id, state_dir)
     with feedback(quiet, no_progress) as fb:
         try:

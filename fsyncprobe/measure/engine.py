@@ -30,12 +30,20 @@ from fsyncprobe.measure import blockstats, safety, workloads
 from fsyncprobe.measure.failures import as_measure_error
 from fsyncprobe.measure.loop import ProgressCallback, Recorder, run_phase
 from fsyncprobe.measure.ringid import RingIdProbe, RingIdSite, RingIdTarget
-from fsyncprobe.measure.types import BenchParams, BenchResult, RingIdStoreResult, SchedProbeResult, StallSummary
+from fsyncprobe.measure.types import (
+    BackgroundWriteResult,
+    BenchParams,
+    BenchResult,
+    RingIdStoreResult,
+    SchedProbeResult,
+    StallSummary,
+)
 from fsyncprobe.signals import signals_ignored, sigterm_raises
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_size
 
 if TYPE_CHECKING:
+    from fsyncprobe.measure.background import BackgroundWriter
     from fsyncprobe.measure.schedprobe import SchedProbe
 
 TEMP_PREFIX = "fsyncprobe-"
@@ -152,7 +160,7 @@ def run_bench(
     real = where.real_path
     needed = workloads.space_needed(params.workload, params.block_size_bytes, params.file_size_bytes)
     try:
-        _check_space(real, needed)
+        _check_space(real, needed + _background_space(params))
     except OSError as exc:
         raise as_measure_error(exc, params.path) from None
     devices = where.devices
@@ -170,6 +178,8 @@ def run_bench(
     rid: RingIdProbe | None = None
     rid_result: RingIdStoreResult | None = None
     rid_notes: list[str] = []
+    bg: BackgroundWriter | None = None
+    bg_result: BackgroundWriteResult | None = None
     try:
         with sigterm_raises():
             try:
@@ -179,6 +189,8 @@ def run_bench(
                     prepared = workloads.prepare(
                         params.workload, tmpdir, params.sync, params.block_size_bytes, params.file_size_bytes
                     )
+                    if params.background_write is not None:  # before the warm-up: see measure/background.py
+                        bg = _start_background(params, tmpdir, needed)
                     if params.warmup_ns > 0:
                         warmup_ops, _ = run_phase(
                             prepared.op, params.warmup_ns, None, None, "warmup", progress, prepared.rotating
@@ -204,18 +216,21 @@ def run_bench(
                     probe_result = _stop_probe(probe)
                     probe = None
                     rid_result, rid = _stop_probe(rid), None
+                    bg_result, bg = _stop_probe(bg), None
                     partial = _result(
                         params, where.mountpoint, where.fstype, loop, loop.end_ns - loop.start_ns,
                         warmup_ops, devices, before, prepared, probe_result,
-                        partial_reason=str(err), ring_id=rid_result, extra_notes=rid_notes,
+                        partial_reason=str(err), ring_id=rid_result, extra_notes=rid_notes, background=bg_result,
                     )
                 raise PartialRunError(partial, err) from None
             probe_result = _stop_probe(probe)
             probe = None
             rid_result, rid = _stop_probe(rid), None
+            bg_result, bg = _stop_probe(bg), None
             return _result(
                 params, where.mountpoint, where.fstype, loop, measured_ns, warmup_ops, devices,
                 before, prepared, probe_result, partial_reason=None, ring_id=rid_result, extra_notes=rid_notes,
+                background=bg_result,
             )
     finally:
         with signals_ignored():
@@ -223,6 +238,8 @@ def run_bench(
                 probe.__exit__(None, None, None)
             if rid is not None:
                 rid.__exit__(None, None, None)
+            if bg is not None:
+                bg.__exit__(None, None, None)
             if prepared is not None:
                 prepared.close()
             if tmpdir is not None:
@@ -262,6 +279,27 @@ def _name_leftover(tmpdir: str) -> None:
     if isinstance(exc, FsyncprobeError) and exc.args:
         exc.args = (f"{exc.args[0]}; the temp dir {tmpdir} could not be removed: remove it when the "
                     "filesystem is writable again",)
+
+
+def _background_space(params: BenchParams) -> int:
+    from fsyncprobe.measure import background  # loaded only when asked for
+
+    return background.space_needed(params.background_write)
+
+
+def _start_background(params: BenchParams, tmpdir: str, reserved_bytes: int) -> BackgroundWriter:
+    """Start `--background-write`'s writer in our temp dir (its file is unnamed: nothing of it can
+    outlive the writer), capped by the free space left beside the workload's `reserved_bytes`."""
+    from fsyncprobe.measure.background import BackgroundWriter, cap_bytes
+
+    assert params.background_write is not None
+    writer = BackgroundWriter(tmpdir, params.background_write, cap_bytes(tmpdir, reserved_bytes))
+    try:
+        writer.start()
+    except BaseException:
+        writer.__exit__(None, None, None)
+        raise
+    return writer
 
 
 def _start_sched_probe() -> SchedProbe:
@@ -349,6 +387,7 @@ def _result(
     partial_reason: str | None,
     ring_id: RingIdStoreResult | None = None,
     extra_notes: list[str] | None = None,
+    background: BackgroundWriteResult | None = None,
 ) -> BenchResult:
     loop.close(elapsed_ns)
     after = blockstats.read_counters([d.name for d in devices])
@@ -359,6 +398,10 @@ def _result(
     notes += extra_notes or []
     if ring_id is not None and ring_id.note:
         notes.append(f"ring-id write: {ring_id.note}")
+    if background is not None and background.note:
+        notes.append(background.note)
+    if params.background_write is not None and background is None:
+        notes.append("the background writer died without a result: the figures may not be under its load")
     return BenchResult(
         params=params,
         mountpoint=mountpoint,
@@ -379,6 +422,7 @@ def _result(
         notes=tuple(notes),
         sched_probe=probe_result,
         ring_id_store=ring_id,
+        background_write=background,
     )
 
 

@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -109,16 +110,22 @@ class SideProcess:
         if not self._readline(self._proc.stdout).get("ready"):
             raise OSError(f"the {self.what} did not start")
 
-    def finish(self) -> tuple[dict[str, Any], Histogram] | None:
-        """Tell the process to stop and read its result line and histogram (None: it died first)."""
+    def finish(self, timeout_s: float | None = None) -> tuple[dict[str, Any], Histogram] | None:
+        """Tell the process to stop and read its result line and histogram (None: it died first, or
+        sent nothing within `timeout_s` when one is given)."""
         proc = self._proc
         if proc is None or proc.stdin is None:
             return None
         proc.stdin.close()
+        if timeout_s is not None and proc.stdout is not None and \
+                not select.select([proc.stdout], [], [], timeout_s)[0]:
+            return None
         try:
             data = self._readline(proc.stdout)
         except OSError:
             return None
+        if "buckets" not in data:  # a side process that times nothing (the background writer)
+            return data, Histogram()
         hist = Histogram.from_sparse([tuple(b) for b in data["buckets"]], total_sum=data["sum_ns"],
                                      min_value=data["min_ns"], max_value=data["max_ns"])
         hist.sum_sq = data["sum_sq"]

@@ -31,6 +31,15 @@ class SyncMethod(str, Enum):
 
 
 @dataclass(frozen=True)
+class BackgroundWrite:
+    """What `--background-write RATE|max` asks for: large buffered writes beside the workload, as a
+    vzdump backup onto the system disk does (issue 16); `fsyncprobe.measure.background` runs it."""
+
+    rate_bytes_per_s: int | None
+    """Bytes a second the writer aims for (None: `max`, as fast as the kernel lets it)."""
+
+
+@dataclass(frozen=True)
 class BenchParams:
     """Everything that defines a measurement, so a report says exactly what was run."""
 
@@ -52,6 +61,16 @@ class BenchParams:
     """Uncounted warm-up time before measuring."""
     stall_threshold_ns: int
     """An operation slower than this counts as a stall."""
+    label: str | None = None
+    """The run's name when a profile gave one (`[[workload]] name`), so two runs of one workload
+    (with and without a background writer) tell apart; None otherwise."""
+    background_write: BackgroundWrite | None = None
+    """A backup-like buffered writer beside the workload (`--background-write`); None: none ran."""
+
+    @property
+    def run_name(self) -> str:
+        """What a profile's threshold calls this run: its label, else its workload's name."""
+        return self.label or self.workload.value
 
 
 @dataclass(frozen=True)
@@ -159,6 +178,38 @@ class RingIdStoreResult:
 
 
 @dataclass(frozen=True)
+class BackgroundWriteResult:
+    """What the background writer did beside this workload (`fsyncprobe.measure.background`): it ran
+    from the start of the warm-up to the end of the measured part, so the measured part meets a page
+    cache already holding its dirty data and the kernel's writeback of it under way."""
+
+    rate_asked_bytes_per_s: int | None
+    """The rate asked for (None: `max`)."""
+    write_size_bytes: int
+    """Bytes per write(2) call (buffered, never synced by the writer itself)."""
+    cap_bytes: int
+    """The file never grew past this: half the free space left after the workload's files, at most
+    `background.MAX_CAP_BYTES`; at the cap the writer truncated it and started again."""
+    written_bytes: int
+    """Bytes written in all."""
+    duration_ns: int
+    """How long it wrote (warm-up and measured part)."""
+    written_bytes_per_s: float
+    """`written_bytes / duration`: the rate it achieved."""
+    restarts: int
+    """Times the file reached the cap (or the disk was full) and was truncated to start again."""
+    dirty_max_bytes: int | None
+    """Largest `Dirty:` of /proc/meminfo seen meanwhile (the whole system's dirty page cache); None
+    when /proc/meminfo could not be read."""
+    writeback_max_bytes: int | None
+    """Largest `Writeback:` of /proc/meminfo seen meanwhile (pages being written to disk)."""
+    dirty_mean_bytes: float | None
+    """Mean of `Dirty:` over the samples (about ten a second)."""
+    note: str | None = None
+    """What the reader must know (a failed write that stopped the writer)."""
+
+
+@dataclass(frozen=True)
 class BenchResult:
     """One measured workload."""
 
@@ -196,3 +247,5 @@ class BenchResult:
     """Scheduling delays seen beside this workload (None when the probe did not run)."""
     ring_id_store: RingIdStoreResult | None = None
     """corosync's ring-id write timed beside this workload (None when not measured)."""
+    background_write: BackgroundWriteResult | None = None
+    """The backup-like writer that ran beside this workload (None when none ran)."""

@@ -85,9 +85,14 @@ class _Families:
         return "\n".join(out) + "\n"
 
 
-def _bench_labels(b: BenchResult) -> Labels:
+def _bench_labels(b: BenchResult, runs: bool = False) -> Labels:
+    # A report with named runs (a profile running one workload twice, with and without a
+    # background writer) gives every bench a `run` label, so their series stay apart and every
+    # series of a family has the same label names (a scraper refuses a family whose label names
+    # differ: client_golang's "inconsistent label dimensions"); other reports keep their labels.
+    run = (("run", b.params.run_name),) if runs else ()
     return (("workload", b.params.workload.value), ("sync", b.params.sync.value), ("path", b.params.path),
-            ("fstype", b.fstype))
+            ("fstype", b.fstype), *run)
 
 
 def _timestamp(created_utc: str) -> float | None:
@@ -100,6 +105,7 @@ def _timestamp(created_utc: str) -> float | None:
 def render(report: Report) -> str:
     """The report as node_exporter textfile collector metrics."""
     f = _Families()
+    runs = any(b.params.label for b in report.benches)
     host = report.hostname
     profile = report.verdict.profile if report.verdict is not None else ""
     f.add("fsyncprobe_info", "gauge", "Which fsyncprobe report these metrics come from (always 1).", 1,
@@ -137,10 +143,10 @@ def render(report: Report) -> str:
                   (("node", v.bottleneck_node),))
 
     for b in report.benches:
-        lab = _bench_labels(b)
+        lab = _bench_labels(b, runs)
         f.add("fsyncprobe_sync_ops_per_second", "gauge", "Sync-write operations per second.", b.ops_per_s, lab)
     for b in report.benches:
-        lab = _bench_labels(b)
+        lab = _bench_labels(b, runs)
         for q, ns in (("0.5", b.latency.p50_ns), ("0.9", b.latency.p90_ns), ("0.99", b.latency.p99_ns),
                       ("0.999", b.latency.p999_ns)):
             f.add("fsyncprobe_sync_latency_seconds", "summary", "Latency of one sync-write operation.", ns / 1e9,
@@ -150,42 +156,56 @@ def render(report: Report) -> str:
         f.add("fsyncprobe_sync_latency_seconds", "summary", "", b.latency.count, lab, suffix="_count")
     for b in report.benches:
         f.add("fsyncprobe_sync_latency_max_seconds", "gauge", "Slowest sync-write operation.",
-              b.latency.max_ns / 1e9, _bench_labels(b))
+              b.latency.max_ns / 1e9, _bench_labels(b, runs))
     for b in report.benches:
         f.add("fsyncprobe_sync_stalls", "gauge", "Operations slower than the stall threshold.", b.stalls.count,
-              _bench_labels(b))
+              _bench_labels(b, runs))
     for b in report.benches:
-        f.add("fsyncprobe_partial", "gauge", "1 when the run was cut short.", int(b.partial), _bench_labels(b))
+        f.add("fsyncprobe_partial", "gauge", "1 when the run was cut short.", int(b.partial), _bench_labels(b, runs))
     for b in report.benches:
         for w in b.device_writes:
             f.add("fsyncprobe_device_write_requests", "gauge",
                   "Write requests the block device completed during the run.", w.write_ops,
-                  (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+                  (*_bench_labels(b, runs), ("device", w.device), ("role", w.role)))
     for b in report.benches:
         for w in b.device_writes:
             if w.flush_ops is not None:
                 f.add("fsyncprobe_device_flush_requests", "gauge",
                       "Flush requests the block device completed during the run (/proc/diskstats).", w.flush_ops,
-                      (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+                      (*_bench_labels(b, runs), ("device", w.device), ("role", w.role)))
     for b in report.benches:
         for w in b.device_writes:
             if w.flush_time_ns is not None:
                 f.add("fsyncprobe_device_flush_seconds", "gauge",
                       "Time the block device spent on those flushes (kernel counts whole ms).", w.flush_time_ns / 1e9,
-                      (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+                      (*_bench_labels(b, runs), ("device", w.device), ("role", w.role)))
     for b in report.benches:
         for w in b.device_writes:
             if w.write_cache is not None:
                 f.add("fsyncprobe_device_write_back_cache", "gauge",
                       "1 when queue/write_cache says write back (flushes needed), 0 for write through.",
-                      int(w.write_cache == "write back"), (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+                      int(w.write_cache == "write back"),
+                      (*_bench_labels(b, runs), ("device", w.device), ("role", w.role)))
     for b in report.benches:
         sp = b.sched_probe
         if sp is not None:
             for q, ns in (("0.99", sp.lateness.p99_ns), ("1", sp.lateness.max_ns)):
                 f.add("fsyncprobe_sched_lateness_seconds", "gauge",
                       "How late a real-time sleeper woke beside the workload (quantile 1 = max).", ns / 1e9,
-                      (*_bench_labels(b), ("quantile", q)))
+                      (*_bench_labels(b, runs), ("quantile", q)))
+
+    for b in report.benches:
+        bw = b.background_write
+        if bw is not None:
+            f.add("fsyncprobe_background_write_bytes_per_second", "gauge",
+                  "Rate the backup-like background writer achieved beside the workload.", bw.written_bytes_per_s,
+                  _bench_labels(b, runs))
+    for b in report.benches:
+        bw = b.background_write
+        if bw is not None and bw.dirty_max_bytes is not None:
+            f.add("fsyncprobe_background_dirty_max_bytes", "gauge",
+                  "Largest system Dirty: (/proc/meminfo) while the background writer ran.", bw.dirty_max_bytes,
+                  _bench_labels(b, runs))
 
     d = report.device
     if d is not None:

@@ -8,7 +8,8 @@ lay them out.
 from __future__ import annotations
 
 from fsyncprobe.device.types import DeviceReport
-from fsyncprobe.measure.types import BenchResult
+from fsyncprobe.measure import background
+from fsyncprobe.measure.types import BackgroundWriteResult, BenchResult
 from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.stats.summary import LatencySummary
 from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_seconds, format_size
@@ -24,7 +25,9 @@ def bench_title(b: BenchResult) -> str:
     sync = "" if p.workload.value in ("pveperf", "sqlite") and p.sync.value == "fsync" else f" + {p.sync.value}"
     size = "" if p.workload.value == "pveperf" else f" {format_size(p.block_size_bytes)}"
     partial = " — PARTIAL" if b.partial else ""
-    return f"{p.workload.value}{size}{sync} on {p.path} ({b.fstype} at {b.mountpoint}){partial}"
+    label = f"{p.label}: " if p.label and p.label != p.workload.value else ""
+    bg = "" if p.background_write is None else f" under background write {background.describe(p.background_write)}"
+    return f"{label}{p.workload.value}{size}{sync} on {p.path} ({b.fstype} at {b.mountpoint}){bg}{partial}"
 
 
 def latency_rows(lat: LatencySummary) -> list[tuple[str, str]]:
@@ -76,9 +79,25 @@ def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
         rows.append(("ring-id write", f"p99 {format_duration_ns(ri.latency.p99_ns)}, max "
                                       f"{format_duration_ns(ri.latency.max_ns)} ({ri.latency.count:,} in "
                                       f"{ri.state_dir}{fs})"))
+    if b.background_write is not None:
+        rows.append(("background write", background_text(b.background_write)))
     if b.partial:
         rows.append(("partial", b.partial_reason or "the run was cut short"))
     return rows
+
+
+def background_text(bw: BackgroundWriteResult) -> str:
+    """`wrote 1.2 GiB at 310.5 MiB/s (asked max) ...`: what the background writer did."""
+    asked = "max" if bw.rate_asked_bytes_per_s is None else f"{format_size(bw.rate_asked_bytes_per_s)}/s"
+    text = (f"wrote {format_size(bw.written_bytes)} at {format_size(bw.written_bytes_per_s)}/s (asked {asked}) "
+            f"in {bw.duration_ns / 1e9:.1f} s, file capped at {format_size(bw.cap_bytes)}")
+    if bw.restarts:
+        text += f", restarted {bw.restarts:,}x"
+    if bw.dirty_max_bytes is not None:
+        text += f"; system Dirty up to {format_size(bw.dirty_max_bytes)}"
+    if bw.writeback_max_bytes is not None:
+        text += f", Writeback up to {format_size(bw.writeback_max_bytes)}"
+    return text
 
 
 def timeline_line(b: BenchResult, width: int = 60) -> str:

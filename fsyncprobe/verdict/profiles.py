@@ -18,8 +18,9 @@ from enum import Enum
 from typing import Any, NoReturn
 
 from fsyncprobe.device.types import DeviceClass
-from fsyncprobe.errors import InputError
-from fsyncprobe.measure.types import SyncMethod, Workload
+from fsyncprobe.errors import InputError, UsageError
+from fsyncprobe.measure.background import parse_rate
+from fsyncprobe.measure.types import BackgroundWrite, SyncMethod, Workload
 from fsyncprobe.units import parse_duration_ns, parse_size
 
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profiles")
@@ -69,6 +70,16 @@ class WorkloadSpec:
     """Uncounted warm-up."""
     stall_threshold_ns: int = 100_000_000
     """An operation slower than this counts as a stall (`stall_threshold`, default 100 ms as in `bench`)."""
+    name: str | None = None
+    """The run's name (`name`, unique within the profile; thresholds name runs by it); None: the
+    workload's own name."""
+    background_write: BackgroundWrite | None = None
+    """A backup-like writer beside this run (`background_write = "50M"` or `"max"`); None: none."""
+
+    @property
+    def run_name(self) -> str:
+        """The name thresholds use for this run: `name`, else the workload's."""
+        return self.name or self.workload.value
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,8 @@ class Threshold:
 
     rule: str
     """Stable identifier (the finding's `rule`)."""
-    workload: Workload
-    """Which measured workload of the profile it reads."""
+    workload: str
+    """Which run of the profile it reads: a `[[workload]]`'s `name`, else its workload's name."""
     metric: Metric
     """What it reads."""
     fail: float
@@ -165,9 +176,13 @@ def parse(data: dict[str, Any], source: str, text: str = "") -> Profile:
     if not isinstance(raw, list) or not raw:
         p.fail("workload", "at least one [[workload]] table is needed")
     specs = tuple(p.workload(b, i) for i, b in enumerate(raw))
-    workloads = {b.workload for b in specs}
-    if len(workloads) != len(specs):
-        p.fail("workload", "each workload may appear in one [[workload]] only")
+    names = [b.run_name for b in specs]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            p.fail("name" if specs[i].name else "workload",
+                   f"a run named {n!r} is already in this profile: give each [[workload]] of one workload a "
+                   "unique `name`", "workload", i)
+    workloads = set(names)
     thresholds_raw = data.get("threshold", [])
     if not isinstance(thresholds_raw, list):
         p.fail("threshold", "must be an array of [[threshold]] tables")
@@ -288,7 +303,15 @@ class _Parser:
     def workload(self, b: Any, i: int) -> WorkloadSpec:
         t = "workload"
         self.table_of(b, t, i, {"workload", "sync", "block_size", "file_size", "duration", "warmup",
-                                "stall_threshold"})
+                                "stall_threshold", "name", "background_write"})
+        name = self.string(b, "name", required=False, table=t, index=i)
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            self.fail("name", f"{name!r}: use letters, digits, '.', '-' and '_'", t, i)
+        bg_text = self.string(b, "background_write", required=False, table=t, index=i)
+        try:
+            bg = parse_rate(bg_text) if bg_text is not None else None
+        except UsageError as exc:
+            self.fail("background_write", str(exc).removeprefix(f"--background-write {bg_text!r}: "), t, i)
         wl = self.enum(Workload, self.string(b, "workload", table=t, index=i), "workload", t, i)
         sync = self.enum(SyncMethod, b.get("sync", "fsync"), "sync", t, i)
         duration = self.duration(b, "duration", WorkloadSpec.duration_ns, t, i)
@@ -303,17 +326,17 @@ class _Parser:
             self.fail("block_size", "larger than file_size", t, i)
         return WorkloadSpec(workload=wl, sync=sync, block_size_bytes=block, file_size_bytes=file_size,
                             duration_ns=duration, warmup_ns=self.duration(b, "warmup", WorkloadSpec.warmup_ns, t, i),
-                            stall_threshold_ns=stall)
+                            stall_threshold_ns=stall, name=name, background_write=bg)
 
-    def threshold(self, d: Any, i: int, workloads: set[Workload]) -> Threshold:
+    def threshold(self, d: Any, i: int, workloads: set[str]) -> Threshold:
         t = "threshold"
         self.table_of(d, t, i, {"rule", "workload", "metric", "fail", "warn", "reason", "advice"})
         tid = str(self.string(d, "rule", table=t, index=i))
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", tid):
             self.fail("rule", f"{tid!r}: use lower-case letters, digits, - and _", t, i)
-        wl = self.enum(Workload, self.string(d, "workload", table=t, index=i), "workload", t, i)
+        wl = str(self.string(d, "workload", table=t, index=i))
         if wl not in workloads:
-            self.fail("workload", f"{wl.value} is not measured by any [[workload]] of this profile", t, i)
+            self.fail("workload", f"{wl!r} names no run of this profile (runs: {', '.join(sorted(workloads))})", t, i)
         metric = self.enum(Metric, self.string(d, "metric", table=t, index=i), "metric", t, i)
         fail = self.limit(d, "fail", metric, t, i, required=True)
         warn = self.limit(d, "warn", metric, t, i, required=False)
