@@ -26,11 +26,18 @@ from fsyncprobe.device.facts import Snapshot
 from fsyncprobe.device.fstypes import PSEUDO_FSTYPES, RAM_FSTYPES, is_not_local_disk
 from fsyncprobe.device.mounts import mount_of
 from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
-from fsyncprobe.measure import blockstats, safety, workloads
+from fsyncprobe.measure import blockstats, pacing, safety, workloads
 from fsyncprobe.measure.failures import as_measure_error
-from fsyncprobe.measure.loop import ProgressCallback, Recorder, run_phase
+from fsyncprobe.measure.loop import ProgressCallback, Recorder
 from fsyncprobe.measure.ringid import RingIdProbe, RingIdSite, RingIdTarget
-from fsyncprobe.measure.types import BenchParams, BenchResult, RingIdStoreResult, SchedProbeResult, StallSummary
+from fsyncprobe.measure.types import (
+    BenchParams,
+    BenchResult,
+    PacingResult,
+    RingIdStoreResult,
+    SchedProbeResult,
+    StallSummary,
+)
 from fsyncprobe.signals import signals_ignored, sigterm_raises
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_size
@@ -161,6 +168,7 @@ def run_bench(
     parent_fd: int | None = None
     prepared: workloads.Prepared | None = None
     loop = Recorder(params.stall_threshold_ns)
+    run_phase = pacing.phase_function(params.rate_per_s)  # closed loop, or paced at --rate
     warmup_ops = 0
     before: dict[str, blockstats.Counters] = {}
     measured_ns = 0
@@ -208,6 +216,7 @@ def run_bench(
                         params, where.mountpoint, where.fstype, loop, loop.end_ns - loop.start_ns,
                         warmup_ops, devices, before, prepared, probe_result,
                         partial_reason=str(err), ring_id=rid_result, extra_notes=rid_notes,
+                        paced=pacing.result_of(run_phase),
                     )
                 raise PartialRunError(partial, err) from None
             probe_result = _stop_probe(probe)
@@ -216,6 +225,7 @@ def run_bench(
             return _result(
                 params, where.mountpoint, where.fstype, loop, measured_ns, warmup_ops, devices,
                 before, prepared, probe_result, partial_reason=None, ring_id=rid_result, extra_notes=rid_notes,
+                paced=pacing.result_of(run_phase),
             )
     finally:
         with signals_ignored():
@@ -349,6 +359,7 @@ def _result(
     partial_reason: str | None,
     ring_id: RingIdStoreResult | None = None,
     extra_notes: list[str] | None = None,
+    paced: PacingResult | None = None,
 ) -> BenchResult:
     loop.close(elapsed_ns)
     after = blockstats.read_counters([d.name for d in devices])
@@ -357,6 +368,7 @@ def _result(
     notes += _notes_for_fstype(fstype)
     notes += blockstats.flush_notes(writes, loop.ops)
     notes += extra_notes or []
+    notes += pacing.notes(paced, loop.ops)
     if ring_id is not None and ring_id.note:
         notes.append(f"ring-id write: {ring_id.note}")
     return BenchResult(
@@ -379,6 +391,7 @@ def _result(
         notes=tuple(notes),
         sched_probe=probe_result,
         ring_id_store=ring_id,
+        pacing=paced,
     )
 
 

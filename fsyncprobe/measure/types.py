@@ -52,6 +52,16 @@ class BenchParams:
     """Uncounted warm-up time before measuring."""
     stall_threshold_ns: int
     """An operation slower than this counts as a stall."""
+    label: str | None = None
+    """The run's name when a profile gave one (`[[workload]] name`), else None."""
+    rate_per_s: float | None = None
+    """Paced (open-loop) rate: operation k starts at start + k / rate (`--rate`, `--interval`, a
+    profile's `rate`/`interval`); None runs operations back to back (closed loop)."""
+
+    @property
+    def run_name(self) -> str:
+        """The name a profile's thresholds select this run by: its label, else the workload's name."""
+        return self.label or self.workload.value
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,31 @@ class RingIdStoreResult:
 
 
 @dataclass(frozen=True)
+class PacingResult:
+    """How an open-loop (paced) run kept its schedule. Operation k was due at start + k / rate; a
+    late one does not move the ones after it. Produced by `fsyncprobe.measure.pacing`."""
+
+    rate_per_s: float
+    """Operations per second asked for."""
+    interval_ns: int
+    """1 / rate: the time between two due times (rounded to the nanosecond; due times are computed
+    from k, so the rounding never adds up)."""
+    scheduled_ops: int
+    """Operations due within the measured time (all of `--ops`, or those due before the end of
+    `--duration`)."""
+    late_ops: int
+    """Operations started late because the operation before them was still running at their due
+    time: the disk did not keep up with the rate. (A late wake-up of the sleeping loop is lag, not
+    a late operation.)"""
+    lag: LatencySummary
+    """Schedule lag of every started operation: its start minus its due time. On time it is the
+    sleep's wake-up lateness (timer slack, scheduling); for late operations it is the backlog.
+    Reported apart from the latency, which runs from each operation's own start."""
+    lag_histogram: SavedHistogram
+    """The whole lag distribution."""
+
+
+@dataclass(frozen=True)
 class BenchResult:
     """One measured workload."""
 
@@ -196,3 +231,5 @@ class BenchResult:
     """Scheduling delays seen beside this workload (None when the probe did not run)."""
     ring_id_store: RingIdStoreResult | None = None
     """corosync's ring-id write timed beside this workload (None when not measured)."""
+    pacing: PacingResult | None = None
+    """How a paced run kept its schedule (None for a closed-loop run)."""

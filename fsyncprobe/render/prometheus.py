@@ -86,8 +86,11 @@ class _Families:
 
 
 def _bench_labels(b: BenchResult) -> Labels:
-    return (("workload", b.params.workload.value), ("sync", b.params.sync.value), ("path", b.params.path),
-            ("fstype", b.fstype))
+    labels: Labels = (("workload", b.params.workload.value), ("sync", b.params.sync.value),
+                      ("path", b.params.path), ("fstype", b.fstype))
+    if b.params.label is not None:  # a profile's named run: two runs of one workload stay apart
+        labels += (("run", b.params.label),)
+    return labels
 
 
 def _timestamp(created_utc: str) -> float | None:
@@ -179,6 +182,22 @@ def render(report: Report) -> str:
                 f.add("fsyncprobe_device_write_back_cache", "gauge",
                       "1 when queue/write_cache says write back (flushes needed), 0 for write through.",
                       int(w.write_cache == "write back"), (*_bench_labels(b), ("device", w.device), ("role", w.role)))
+    for b in report.benches:
+        if b.pacing is not None:
+            f.add("fsyncprobe_paced_rate_per_second", "gauge",
+                  "Rate a paced (open-loop) run asked for; absent for a back-to-back run.", b.pacing.rate_per_s,
+                  _bench_labels(b))
+    for b in report.benches:
+        if b.pacing is not None:
+            f.add("fsyncprobe_paced_late_operations", "gauge",
+                  "Operations of a paced run started late: the one before was still running at their due time.",
+                  b.pacing.late_ops, _bench_labels(b))
+    for b in report.benches:
+        if b.pacing is not None:
+            for q, ns in (("0.5", b.pacing.lag.p50_ns), ("1", b.pacing.lag.max_ns)):
+                f.add("fsyncprobe_paced_schedule_lag_seconds", "gauge",
+                      "How long after its due time an operation of a paced run started (quantile 1 = max).",
+                      ns / 1e9, (*_bench_labels(b), ("quantile", q)))
     for b in report.benches:
         sp = b.sched_probe
         if sp is not None:

@@ -24,7 +24,9 @@ def bench_title(b: BenchResult) -> str:
     sync = "" if p.workload.value in ("pveperf", "sqlite") and p.sync.value == "fsync" else f" + {p.sync.value}"
     size = "" if p.workload.value == "pveperf" else f" {format_size(p.block_size_bytes)}"
     partial = " — PARTIAL" if b.partial else ""
-    return f"{p.workload.value}{size}{sync} on {p.path} ({b.fstype} at {b.mountpoint}){partial}"
+    label = f"{p.label}: " if p.label and p.label != p.workload.value else ""
+    paced = f", paced at {p.rate_per_s:g}/s" if p.rate_per_s is not None else ""
+    return f"{label}{p.workload.value}{size}{sync}{paced} on {p.path} ({b.fstype} at {b.mountpoint}){partial}"
 
 
 def latency_rows(lat: LatencySummary) -> list[tuple[str, str]]:
@@ -43,10 +45,18 @@ def latency_rows(lat: LatencySummary) -> list[tuple[str, str]]:
 
 def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
     """(label, value) rows for one measured workload."""
+    pace = b.pacing
     rows = [
-        ("rate", f"{b.ops_per_s:,.1f} ops/s"),
+        ("rate", f"{b.ops_per_s:,.1f} ops/s" + (f" (paced at {pace.rate_per_s:g}/s)" if pace is not None else "")),
         ("operations", f"{b.ops:,} in {b.elapsed_ns / 1e9:.2f} s (+{b.warmup_ops:,} warm-up)"),
     ]
+    if pace is not None:
+        missed = pace.scheduled_ops - b.ops
+        rows.append(("schedule", f"one every {format_duration_ns(pace.interval_ns)}, open loop: "
+                                 f"{pace.late_ops:,} started late"
+                                 + (f", {missed:,} never started" if missed > 0 else "")
+                                 + f"; lag p50 {format_duration_ns(pace.lag.p50_ns)}, "
+                                   f"max {format_duration_ns(pace.lag.max_ns)} (not in the latency)"))
     rows += latency_rows(b.latency)
     rows.append(
         (

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from fsyncprobe.device.types import DeviceClass
 from fsyncprobe.errors import InputError
+from fsyncprobe.measure import pacing
 from fsyncprobe.measure.types import SyncMethod, Workload
 from fsyncprobe.units import parse_duration_ns, parse_size
 
@@ -69,6 +70,16 @@ class WorkloadSpec:
     """Uncounted warm-up."""
     stall_threshold_ns: int = 100_000_000
     """An operation slower than this counts as a stall (`stall_threshold`, default 100 ms as in `bench`)."""
+    name: str | None = None
+    """The run's name (`name`), unique within the profile; None: the workload's own name."""
+    rate_per_s: float | None = None
+    """Paced (open-loop) rate in operations per second (`rate`, or `interval` as its inverse);
+    None runs operations back to back."""
+
+    @property
+    def run_name(self) -> str:
+        """What `[[threshold]] workload` names this run by."""
+        return self.name or self.workload.value
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,14 @@ class Threshold:
     """Why it matters, one line."""
     advice: str
     """What to do, one line."""
+    run: str | None = None
+    """The run it reads, by name (`workload = "..."` names a `[[workload]]` by its `name`, which
+    defaults to the workload's own); None: the run named like `workload`."""
+
+    @property
+    def run_name(self) -> str:
+        """The name of the run this threshold reads."""
+        return self.run or self.workload.value
 
 
 @dataclass(frozen=True)
@@ -165,13 +184,17 @@ def parse(data: dict[str, Any], source: str, text: str = "") -> Profile:
     if not isinstance(raw, list) or not raw:
         p.fail("workload", "at least one [[workload]] table is needed")
     specs = tuple(p.workload(b, i) for i, b in enumerate(raw))
-    workloads = {b.workload for b in specs}
-    if len(workloads) != len(specs):
-        p.fail("workload", "each workload may appear in one [[workload]] only")
+    runs: dict[str, WorkloadSpec] = {}
+    for i, spec in enumerate(specs):
+        if spec.run_name in runs:
+            key = "name" if "name" in raw[i] else "workload"
+            p.fail(key, f"a run named {spec.run_name!r} is already defined: give each [[workload]] of one "
+                        "workload its own `name`", "workload", i)
+        runs[spec.run_name] = spec
     thresholds_raw = data.get("threshold", [])
     if not isinstance(thresholds_raw, list):
         p.fail("threshold", "must be an array of [[threshold]] tables")
-    thresholds = tuple(p.threshold(t, i, workloads) for i, t in enumerate(thresholds_raw))
+    thresholds = tuple(p.threshold(t, i, runs) for i, t in enumerate(thresholds_raw))
     rules = [t.rule for t in thresholds]
     for dup in sorted({r for r in rules if rules.count(r) > 1}):
         p.fail("rule", f"{dup!r} appears twice", "threshold", rules.index(dup))
@@ -288,7 +311,11 @@ class _Parser:
     def workload(self, b: Any, i: int) -> WorkloadSpec:
         t = "workload"
         self.table_of(b, t, i, {"workload", "sync", "block_size", "file_size", "duration", "warmup",
-                                "stall_threshold"})
+                                "stall_threshold", "name", "rate", "interval"})
+        name = self.string(b, "name", required=False, table=t, index=i)
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            self.fail("name", f"{name!r}: use letters, digits, ., - and _", t, i)
+        rate = self.rate(b, t, i)
         wl = self.enum(Workload, self.string(b, "workload", table=t, index=i), "workload", t, i)
         sync = self.enum(SyncMethod, b.get("sync", "fsync"), "sync", t, i)
         duration = self.duration(b, "duration", WorkloadSpec.duration_ns, t, i)
@@ -303,17 +330,35 @@ class _Parser:
             self.fail("block_size", "larger than file_size", t, i)
         return WorkloadSpec(workload=wl, sync=sync, block_size_bytes=block, file_size_bytes=file_size,
                             duration_ns=duration, warmup_ns=self.duration(b, "warmup", WorkloadSpec.warmup_ns, t, i),
-                            stall_threshold_ns=stall)
+                            stall_threshold_ns=stall, name=name, rate_per_s=rate)
 
-    def threshold(self, d: Any, i: int, workloads: set[Workload]) -> Threshold:
+    def rate(self, b: dict[str, Any], t: str, i: int) -> float | None:
+        """`rate` (operations per second) or `interval` (a duration, its inverse): one or neither."""
+        lo, hi = pacing.MIN_RATE_PER_S, pacing.MAX_RATE_PER_S
+        if "rate" in b and "interval" in b:
+            self.fail("interval", "`rate` and `interval` exclude each other: give one", t, i)
+        if "interval" in b:
+            ns = self.duration(b, "interval", 0, t, i)
+            if not round(1e9 / hi) <= ns <= round(1e9 / lo):
+                self.fail("interval", f"{b['interval']!r} is out of range: accepted 10 us to 1000 s", t, i)
+            return 1e9 / ns
+        v = b.get("rate")
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            self.fail("rate", f"must be a number of operations per second from {lo:g} to {hi:g}, got {v!r}", t, i)
+        return float(v)
+
+    def threshold(self, d: Any, i: int, runs: dict[str, WorkloadSpec]) -> Threshold:
         t = "threshold"
         self.table_of(d, t, i, {"rule", "workload", "metric", "fail", "warn", "reason", "advice"})
         tid = str(self.string(d, "rule", table=t, index=i))
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", tid):
             self.fail("rule", f"{tid!r}: use lower-case letters, digits, - and _", t, i)
-        wl = self.enum(Workload, self.string(d, "workload", table=t, index=i), "workload", t, i)
-        if wl not in workloads:
-            self.fail("workload", f"{wl.value} is not measured by any [[workload]] of this profile", t, i)
+        run = str(self.string(d, "workload", table=t, index=i))
+        if run not in runs:
+            self.fail("workload", f"{run!r} names no [[workload]] of this profile (runs: {', '.join(runs)})", t, i)
+        wl = runs[run].workload
         metric = self.enum(Metric, self.string(d, "metric", table=t, index=i), "metric", t, i)
         fail = self.limit(d, "fail", metric, t, i, required=True)
         warn = self.limit(d, "warn", metric, t, i, required=False)
@@ -323,7 +368,8 @@ class _Parser:
             self.fail("warn", f"the WARN limit lies {what} the FAIL limit: it could never apply", t, i)
         return Threshold(rule=tid, workload=wl, metric=metric, fail=fail, warn=warn,
                          reason=str(self.string(d, "reason", table=t, index=i)),
-                         advice=str(self.string(d, "advice", table=t, index=i)))
+                         advice=str(self.string(d, "advice", table=t, index=i)),
+                         run=None if run == wl.value else run)
 
     def classes(self, d: dict[str, Any], key: str) -> tuple[DeviceClass, ...]:
         v = d.get(key, [])
