@@ -235,7 +235,7 @@ def ioping(directory: str, rate: float, requests: int) -> Sample:
     finally:
         shutil.rmtree(sub, ignore_errors=True)
     records = json.loads(out[out.index("["):])
-    times = [(float(r["io"]["time"]), 1) for r in records if "io" in r and not r["io"].get("ignored")]
+    times = sorted((float(r["io"]["time"]), 1) for r in records if "io" in r and not r["io"].get("ignored"))
     load: dict[str, float] = next((r["load"] for r in records if "load" in r), {})
     return Sample(
         float(load.get("iops", 0.0)),
