@@ -18,7 +18,10 @@ from hypothesis import strategies as st
 
 from fsyncprobe.measure import pacing
 from fsyncprobe.measure.loop import Recorder
-from tests import realfs
+from fsyncprobe.measure.types import Workload
+from fsyncprobe.pipeline import new_report
+from fsyncprobe.render import render
+from tests import factories, realfs
 from tests.cli_helpers import bench_json
 from tests.conftest import requires_root
 
@@ -182,3 +185,14 @@ def test_a_throttled_disk_that_cannot_keep_up_reports_late_operations(slow_ext4:
     assert b["ops_per_s"] < 75
     assert any("started late" in n and "did not keep up" in n for n in b["notes"])
     assert any("never started" in n for n in b["notes"])
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_the_human_readable_report_says_the_run_was_paced_and_how_it_kept_up(fmt: str) -> None:
+    b = factories.paced(factories.bench(Workload.OVERWRITE, 5.0, 4 * factories.MS, seconds=3.0), "isolated", 5.0,
+                        late_ops=2)
+    text = render(new_report("bench", "/x", (b,)), fmt)
+    assert "isolated: overwrite 4.0 KiB + fsync, paced at 5/s on /x" in text
+    assert "5.0 ops/s (paced at 5/s)" in text
+    assert "one every 200 ms, open loop: 2 started late" in text
+    assert "lag p50 100 µs, max 20.1 ms" in text
