@@ -368,7 +368,7 @@ def _result(
     notes += _notes_for_fstype(fstype)
     notes += blockstats.flush_notes(writes, loop.ops)
     notes += extra_notes or []
-    notes += pacing.notes(paced, loop.ops)
+    notes += pacing.notes(paced, loop.ops, cut_short=partial_reason is not None)
     if ring_id is not None and ring_id.note:
         notes.append(f"ring-id write: {ring_id.note}")
     return BenchResult(

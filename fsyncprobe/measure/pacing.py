@@ -253,8 +253,9 @@ def result_of(phase: PhaseFunction | PacedPhase) -> PacingResult | None:
     return phase.result() if isinstance(phase, PacedPhase) else None
 
 
-def notes(paced: PacingResult | None, ops: int) -> list[str]:
-    """What the reader of a paced run must know: that the disk did not keep up, when it did not."""
+def notes(paced: PacingResult | None, ops: int, cut_short: bool = False) -> list[str]:
+    """What the reader of a paced run must know: that the disk did not keep up, when it did not
+    (a run `cut_short` by a signal or an error did not start the rest for that reason)."""
     if paced is None:
         return []
     out: list[str] = []
@@ -266,7 +267,7 @@ def notes(paced: PacingResult | None, ops: int) -> list[str]:
             "not keep up, so these syncs were not isolated; latency still runs from each operation's own start"
         )
     missed = paced.scheduled_ops - ops
-    if missed > 0:
+    if missed > 0 and not cut_short:
         out.append(f"paced at {rate}: {missed:,} of {paced.scheduled_ops:,} scheduled operations never started "
                    "before the end of the run")
     return out
