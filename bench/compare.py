@@ -30,6 +30,17 @@ Cases (--cases, comma separated; default all):
              how close fsyncprobe comes to what the disk allows. No target; skipped without cc.
   noise      the overwrite case's fio job against itself: the ratio two identical runs give on
              this disk in this session, i.e. how exact every other ratio of the run can be.
+  paced      isolated syncs (issue 16): fsyncprobe `-w overwrite -b 4k --file-size 1M --sync sync
+             --rate 10 --duration 20s --warmup 100ms` (open loop, one O_SYNC pwrite every 100 ms)
+             vs `ioping -W -Y -C -s 4k -S 1m -i 100ms -c 201 -J DIR` (ioping(1): -W writes, -Y
+             opens O_SYNC, -C leaves out the fdatasync ioping otherwise adds after each write and
+             the page-cache invalidation before it, -S 1m is fsyncprobe's file, -c 201 with
+             ioping's default -a 1: the first request is not counted, like fsyncprobe's one
+             warm-up sync). ioping writes to an O_TMPFILE file in a private temp dir made here,
+             gone when it exits. Both pace a request every 100 ms; ioping's offsets are random
+             within 1 MiB, fsyncprobe's sequential. A third run per pair, fsyncprobe closed loop
+             with the same write for the usual duration, answers whether isolated syncs are slower
+             than back-to-back ones. --paced-seconds sets the paced runs' length (default 20).
 
 Under each table: a 90 % confidence interval of every median ratio, distribution-free (the
 sign-test interval of the sorted ratios, `median_ci`). On a disk shared with a VM host two
@@ -95,7 +106,7 @@ PG_TEST_FSYNC = "/usr/lib/postgresql/15/bin/pg_test_fsync"
 ETCD_SIZE = "22m"
 ETCD_BLOCK = 2300
 ETCD_OPS = (22 << 20) // ETCD_BLOCK  # fio rounds the size down to whole blocks: 10,029 writes
-ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit", "noise")
+ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit", "noise", "paced")
 SYNCLOOP_C = os.path.join(REPO, "bench", "syncloop.c")
 PIN_CPU: int | None = None
 """--cpu: the CPU every measured command runs on (None: wherever the scheduler puts it)."""
@@ -115,6 +126,9 @@ MIN_OPS_RATIO = 0.97
 MAX_P99_DEVIATION = 0.10
 MIN_TMPFS_OPS = 300_000
 MAX_VERDICT_S = 15.0
+# Targets of issue 16 (the paced case).
+PACED_RATE = 10.0
+MAX_PACED_P50_DEVIATION = 0.10
 CI_CONFIDENCE = 0.90
 """Coverage of the interval printed around each median ratio (`median_ci`)."""
 
@@ -194,15 +208,41 @@ def run(cmd: list[str], timeout: float = 900, own_waker: bool = False) -> str:
 
 
 def fsyncprobe(directory: str, workload: str, sync: str, block: str, file_size: str,
-               duration: str | None, ops: int | None, warmup: str) -> Sample:
-    """One `fsyncprobe bench` run; the report's own ops/s and percentiles."""
+               duration: str | None, ops: int | None, warmup: str, extra: Sequence[str] = ()) -> Sample:
+    """One `fsyncprobe bench` run; the report's own ops/s and percentiles (and for a paced run,
+    `extra`: --rate N, its operation count and late operations)."""
     cmd = [sys.executable, "-m", "fsyncprobe", "bench", directory, "-w", workload, "--sync", sync,
            "-b", block, "--file-size", file_size, "--warmup", warmup,
-           "--json", "--no-progress", "--no-sched-probe"]
+           "--json", "--no-progress", "--no-sched-probe", *extra]
     cmd += ["--ops", str(ops)] if ops is not None else ["--duration", duration or "5s"]
     bench = json.loads(run(cmd))["benches"][0]
     lat = bench["latency"]
-    return Sample(bench["ops_per_s"], {"p50": lat["p50_ns"], "p99": lat["p99_ns"], "mean": lat["mean_ns"]})
+    pacing = bench.get("pacing") or {}
+    more = {"ops": float(bench["ops"])}
+    if pacing:
+        more |= {"late": float(pacing["late_ops"]), "lag_max": float(pacing["lag"]["max_ns"])}
+    return Sample(bench["ops_per_s"], {"p50": lat["p50_ns"], "p99": lat["p99_ns"], "mean": lat["mean_ns"]}, more)
+
+
+def ioping(directory: str, rate: float, requests: int) -> Sample:
+    """One ioping run: `requests` O_SYNC 4 KiB writes (plus its uncounted first one), one every
+    1/rate, to an O_TMPFILE file in a private temp dir here (removed after); per-request times
+    from its JSON output (`io.time`, ns; `ignored` marks the warm-up request)."""
+    sub = tempfile.mkdtemp(prefix="ioping-", dir=directory)
+    try:
+        out = run(["ioping", "-W", "-Y", "-C", "-s", "4k", "-S", "1m", "-i", f"{1000 / rate:g}ms",
+                   "-c", str(requests + 1), "-a", "1", "-J", sub], timeout=requests / rate + 120)
+    finally:
+        shutil.rmtree(sub, ignore_errors=True)
+    records = json.loads(out[out.index("["):])
+    times = sorted((float(r["io"]["time"]), 1) for r in records if "io" in r and not r["io"].get("ignored"))
+    load: dict[str, float] = next((r["load"] for r in records if "load" in r), {})
+    return Sample(
+        float(load.get("iops", 0.0)),
+        {"p50": percentile(times, 50), "p99": percentile(times, 99),
+         "mean": sum(t for t, _ in times) / len(times) if times else 0.0},
+        {"ops": float(len(times))},
+    )
 
 
 def fio(directory: str, args: list[str]) -> Sample:
@@ -336,6 +376,8 @@ class Plan:
     warmup_s: float
     pg_seconds: int
     quick: bool
+    paced_s: float = 20.0
+    """Length of the paced case's runs (--paced-seconds)."""
 
 
 def _t(seconds: float) -> str:
@@ -420,6 +462,34 @@ def pg_case(directory: str, plan: Plan) -> list[Series]:
             f"{m} {mine[m].ops_per_s:,.0f}/{peer[m].ops_per_s:,.0f}" if m in peer else f"{m} n/a"
             for m in PG_METHODS), file=sys.stderr)
     return list(series.values())
+
+
+def paced_case(directory: str, plan: Plan) -> list[Series]:
+    """fsyncprobe paced at 10/s vs ioping at 100 ms, and vs fsyncprobe's own closed loop with the
+    same write; the three runs of a pair in rotated order (A B C, B C A, C A B, ...)."""
+    vs_ioping = Series("paced", "ioping", ("p50", "p99"))
+    vs_closed = Series("paced-closed", "closed loop", ("p50", "p99"))
+    requests = round(plan.paced_s * PACED_RATE)
+    runs: dict[str, Callable[[], Sample]] = {
+        # --no-ring-id: nothing but the measured writes on the filesystem, as with ioping (the
+        # ring-id writer's few metadata changes a second would ride along in isolated O_SYNC commits).
+        "paced": lambda: fsyncprobe(directory, "overwrite", "sync", "4k", "1M", _t(plan.paced_s), None, "100ms",
+                                    ("--rate", f"{PACED_RATE:g}", "--no-ring-id")),
+        "ioping": lambda: ioping(directory, PACED_RATE, requests),
+        "closed": lambda: fsyncprobe(directory, "overwrite", "sync", "4k", "1M", _t(plan.duration_s), None,
+                                     _t(plan.warmup_s), ("--no-ring-id",)),
+    }
+    names = list(runs)
+    for i in range(plan.pairs):
+        order = names[i % 3:] + names[:i % 3]
+        got = {k: runs[k]() for k in order}
+        vs_ioping.pairs.append((got["paced"], got["ioping"]))
+        vs_closed.pairs.append((got["paced"], got["closed"]))
+        p, io, c = got["paced"], got["ioping"], got["closed"]
+        print(f"  paced pair {i + 1}: fsyncprobe {p.extra['ops']:.0f} ops p50 {_us(p.latency_ns['p50'])} us, "
+              f"ioping {io.extra['ops']:.0f} requests p50 {_us(io.latency_ns['p50'])} us, "
+              f"closed loop {c.ops_per_s:,.0f} ops/s p50 {_us(c.latency_ns['p50'])} us", file=sys.stderr)
+    return [vs_ioping, vs_closed]
 
 
 def _pair(i: int, ours: Callable[[], Sample], peer: Callable[[], Sample]) -> tuple[Sample, Sample]:
@@ -518,8 +588,9 @@ def _fmt_ratio(rs: list[float]) -> str:
     return f"{statistics.median(rs):.3f}" if rs else "-"
 
 
-def checks(all_series: list[Series], on_ram: bool) -> list[tuple[str, bool]]:
-    """The targets of issue 7 that the measured series can answer."""
+def checks(all_series: list[Series], on_ram: bool, paced_s: float = 20.0) -> list[tuple[str, bool]]:
+    """The targets of issues 7 and 16 that the measured series can answer (`paced_s`: the paced
+    runs' length)."""
     out = []
     for s in all_series:
         if not s.pairs:
@@ -532,6 +603,16 @@ def checks(all_series: list[Series], on_ram: bool) -> list[tuple[str, bool]]:
             out.append((f"{s.name}: median p99 ratio {p99:.3f} within 1 +/- {MAX_P99_DEVIATION} "
                         f"({CI_CONFIDENCE:.0%} CI {_fmt_ci(s.ratios('p99'))})",
                         abs(p99 - 1) <= MAX_P99_DEVIATION))
+        if s.name == "paced":
+            want = round(paced_s * PACED_RATE)
+            counts = [a.extra.get("ops", 0.0) for a, _ in s.pairs]
+            out.append((f"paced: fsyncprobe --rate {PACED_RATE:g} made {want} +- 1 operations in every run "
+                        f"({', '.join(f'{c:.0f}' for c in counts)})", all(abs(c - want) <= 1 for c in counts)))
+            if not on_ram:
+                p50 = statistics.median(s.ratios("p50"))
+                out.append((f"paced: median p50 ratio fsyncprobe/ioping {p50:.3f} within 1 +/- "
+                             f"{MAX_PACED_P50_DEVIATION} ({CI_CONFIDENCE:.0%} CI {_fmt_ci(s.ratios('p50'))})",
+                             abs(p50 - 1) <= MAX_PACED_P50_DEVIATION))
         if s.name == "tmpfs":
             ops = _med([a.ops_per_s for a, _ in s.pairs])
             out.append((f"tmpfs: fsyncprobe median {ops:,.0f} ops/s >= {MIN_TMPFS_OPS:,} "
@@ -606,7 +687,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma separated, from {','.join(ALL_CASES)}")
     parser.add_argument("--pairs", type=int, help="A B pairs per case (default 7, --quick 2)")
     parser.add_argument("--duration", type=float, help="seconds per time-bound run (default 5, --quick 1)")
-    parser.add_argument("--quick", action="store_true", help="2 pairs of 1 s runs")
+    parser.add_argument("--quick", action="store_true", help="2 pairs of 1 s runs (paced: 2 s)")
+    parser.add_argument("--paced-seconds", type=float, help="length of the paced case's runs (default 20, "
+                        "--quick 2)")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install a missing peer")
     parser.add_argument("--json", metavar="FILE", help="also write every sample to FILE")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -650,7 +733,11 @@ def main(argv: list[str] | None = None) -> int:
         warmup_s=0.2 if args.quick else 1.0,
         pg_seconds=1 if args.quick else 2,
         quick=args.quick,
+        paced_s=args.paced_seconds or (2.0 if args.quick else 20.0),
     )
+    if "paced" in cases and shutil.which("ioping") is None:
+        print("skipping paced: ioping is missing (Debian package ioping)", file=sys.stderr)
+        cases.remove("paced")
     have_fio, have_pg = ensure_peers("pg" in cases, not args.no_install)
     if not have_fio:
         print("fio is missing (Debian package fio) and could not be installed", file=sys.stderr)
@@ -702,6 +789,7 @@ def main(argv: list[str] | None = None) -> int:
         "tmpfs": lambda: overwrite_case("tmpfs", tmp_dir or "", plan),
         "limit": lambda: limit_case(directory, plan, exe or ""),
         "noise": lambda: noise_case(directory, plan),
+        "paced": lambda: paced_case(directory, plan),
     }
     try:
         for c in cases:
@@ -722,6 +810,10 @@ def main(argv: list[str] | None = None) -> int:
         "tmpfs": f"tmpfs ({args.tmpfs_dir}): overwrite 4k + fdatasync (a no-op)  vs  the same fio job",
         "limit": "overwrite 4k + fdatasync, 16 MiB file  vs  bench/syncloop.c (the same system calls in C: the limit)",
         "noise": "the overwrite case's fio job  vs  itself (the noise floor: every ratio above is only this exact)",
+        "paced": f"paced: overwrite 4k --sync sync --rate {PACED_RATE:g}, {plan.paced_s:g} s  vs  ioping -W -Y -C "
+                 f"-s 4k -S 1m -i {1000 / PACED_RATE:g}ms",
+        "paced-closed": f"paced: the same write at --rate {PACED_RATE:g}  vs  back to back (closed loop, "
+                        f"{plan.duration_s:g} s): ratio > 1 = isolated syncs are slower",
     }
     for s in all_series:
         if not s.pairs:
@@ -732,9 +824,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {title}")
         print(table(s))
     on_ram = _fstype(directory) in ("tmpfs", "ramfs")
-    results = checks(all_series, on_ram)
+    results = checks(all_series, on_ram, plan.paced_s)
     if results:
-        print("\ntargets (issue 7):")
+        print("\ntargets (issues 7, 16):")
         for text, ok in results:
             print(f"  {'PASS' if ok else 'FAIL'}  {text}")
     limit = [s for s in all_series if s.name == "limit" and s.pairs]
@@ -747,6 +839,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"context: two runs of the same fio job: median ops/s ratio {statistics.median(rs):.3f} "
               f"({CI_CONFIDENCE:.0%} CI {_fmt_ci(rs)}), single pairs {min(rs):.3f} to {max(rs):.3f}: "
               "a difference inside that is the disk's, not the tool's (not a target)")
+    closed = [s for s in all_series if s.name == "paced-closed" and s.pairs]
+    if closed:
+        rs = closed[0].ratios("p50")
+        verb = "slower" if statistics.median(rs) > 1 else "not slower"
+        print(f"context: isolated (paced) syncs vs back-to-back ones, same write: median p50 ratio "
+              f"{statistics.median(rs):.3f} ({CI_CONFIDENCE:.0%} CI {_fmt_ci(rs)}): isolated syncs are {verb} "
+              f"here; p99 ratio {_fmt_ratio(closed[0].ratios('p99'))} (not a target)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"plan": asdict(plan), "series": [asdict(s) for s in all_series],

@@ -206,7 +206,8 @@ def _measure(command: str, path: str, plan: Sequence[BenchParams], sched_probe: 
     with nodelock.hold(allow_concurrent):
         for params in plan:
             if feedback.stage is not None:
-                feedback.stage(f"measuring {params.run_name} on {path} "
+                paced = f", paced at {params.rate_per_s:g}/s" if params.rate_per_s is not None else ""
+                feedback.stage(f"measuring {params.run_name} on {path}{paced} "
                                f"({(params.duration_ns or 0) / 1e9:g} s + {params.warmup_ns / 1e9:g} s warm-up)")
             try:
                 benches.append(engine.run_bench(params, where, progress=feedback.progress, sched_probe=sched_probe,
@@ -247,7 +248,7 @@ def verdict_plan(profile: Profile, path: str, duration_ns: int | None, warmup_ns
             block_size_bytes=w.block_size_bytes or default_block_size(w.workload),
             file_size_bytes=w.file_size_bytes, duration_ns=duration_ns or w.duration_ns, ops_limit=None,
             warmup_ns=w.warmup_ns if warmup_ns is None else warmup_ns, stall_threshold_ns=w.stall_threshold_ns,
-            label=w.name, background_write=w.background_write,
+            label=w.name, rate_per_s=w.rate_per_s, background_write=w.background_write,
         )
         for w in profile.workloads
     ]

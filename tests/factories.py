@@ -6,8 +6,18 @@ the rest; the histogram holds one sample, which is all the rules read of it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fsyncprobe.device.types import Confidence, DeviceClass, DeviceReport, LeafDevice, MountInfo
-from fsyncprobe.measure.types import BenchParams, BenchResult, DeviceWrites, StallSummary, SyncMethod, Workload
+from fsyncprobe.measure.types import (
+    BenchParams,
+    BenchResult,
+    DeviceWrites,
+    PacingResult,
+    StallSummary,
+    SyncMethod,
+    Workload,
+)
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import LatencySummary, SavedHistogram
 
@@ -45,6 +55,19 @@ def device(cls: DeviceClass, write_cache: str | None = "write back", name: str =
 
 def pmx_benches(rate: float = 2000.0, p99_ns: int = 2 * MS, commit_p999_ns: int = 5 * MS,
                 writes: int | None = None) -> tuple[BenchResult, ...]:
-    """What the pmxcfs profile measures: a sqlite run, then a pveperf run at `rate` ops/s."""
+    """What the pmxcfs profile measures: a sqlite run, a pveperf run at `rate` ops/s, and its paced
+    run (isolated syncs at 5/s, as fast as the pveperf run's median)."""
     return (bench(Workload.SQLITE, 5000.0, MS, p999_ns=commit_p999_ns),
-            bench(Workload.PVEPERF, rate, p99_ns, writes=writes))
+            bench(Workload.PVEPERF, rate, p99_ns, writes=writes),
+            paced(bench(Workload.OVERWRITE, 5.0, p99_ns, seconds=3.0), "paced", 5.0))
+
+
+def paced(b: BenchResult, label: str, rate_per_s: float, late_ops: int = 0) -> BenchResult:
+    """`b` as a profile's named run paced at `rate_per_s` (`late_ops` of them started late)."""
+    lag = LatencySummary(count=b.ops, mean_ns=100_000.0, stddev_ns=0.0, min_ns=50_000, p50_ns=100_000,
+                         p90_ns=100_000, p99_ns=100_000, p999_ns=100_000, max_ns=100_000 + late_ops * 10 * MS)
+    h = Histogram()
+    h.record(lag.p50_ns)
+    pacing = PacingResult(rate_per_s=rate_per_s, interval_ns=round(1e9 / rate_per_s), scheduled_ops=b.ops,
+                          late_ops=late_ops, lag=lag, lag_histogram=SavedHistogram.of(h))
+    return replace(b, params=replace(b.params, label=label, rate_per_s=rate_per_s), pacing=pacing)

@@ -82,3 +82,31 @@ def _wakers_running() -> list[int]:
         if b"time.sleep(d)" in cmdline or (b"fsyncprobe-compare-cc-" in argv0 and argv0.endswith(b"/waker")):
             pids.append(int(entry.name))
     return pids
+
+
+@requires_root
+def test_compare_paced_case_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
+    """The paced case (issue 16) really runs fsyncprobe --rate 10, ioping at 100 ms and the closed
+    loop, and checks the operation count; ioping's temp file goes with its private dir."""
+    if shutil.which("ioping") is None:
+        pytest.fail("ioping is missing: tools/test.sh installs it (Debian package ioping)")
+    out = tmp_path / "paced.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/compare.py", "--no-install", "--dir", str(ramfs), "--cases", "paced",
+         "--pairs", "1", "--paced-seconds", "1", "--duration", "0.3", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in ramfs.iterdir()) == [], "compare.py left files behind"
+    data = json.loads(out.read_text())
+    assert [s["name"] for s in data["series"]] == ["paced", "paced-closed"]
+    ((ours, ioping),) = data["series"][0]["pairs"]
+    ((_, closed),) = data["series"][1]["pairs"]
+    assert ours["extra"]["ops"] == 10 and ioping["extra"]["ops"] == 10
+    assert ours["extra"]["late"] == 0 or ours["extra"]["lag_max"] > 0
+    assert ours["latency_ns"]["p50"] > 0 and 0 < ioping["latency_ns"]["p50"] <= ioping["latency_ns"]["p99"]
+    assert closed["ops_per_s"] > 10 * ours["ops_per_s"]  # back to back on a tmpfs: far more than 10/s
+    # tmpfs is not a disk: only the operation count is a target there
+    assert [t["text"].split(" made ")[0] for t in data["targets"]] == ["paced: fsyncprobe --rate 10"]
+    assert all(t["ok"] for t in data["targets"])
+    assert "isolated (paced) syncs vs back-to-back ones" in proc.stdout

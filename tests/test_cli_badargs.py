@@ -45,6 +45,11 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "duration-with-ops": (("--duration", "1s", "--ops", "5"), ("--duration", "--ops", "exclude each other")),
     "json-with-markdown": (("--json", "--format", "markdown"), ("--json", "--format markdown")),
     "unknown-option": (("--blocksize", "4k"), ("--blocksize",)),
+    "rate-zero": (("--rate", "0"), ("--rate", "accepted 0.001 to 100000 operations per second")),
+    "rate-garbage": (("--rate", "often"), ("--rate", "not a number")),
+    "rate-nan": (("--rate", "nan"), ("--rate", "out of range")),
+    "interval-zero": (("--interval", "0"), ("--interval", "accepted 10.0 µs to 1000 s")),
+    "rate-with-interval": (("--rate", "5", "--interval", "200ms"), ("--rate and --interval exclude each other",)),
 }
 
 

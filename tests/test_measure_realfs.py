@@ -128,8 +128,9 @@ def test_json_carries_schema_version_and_every_parameter(tmp_path: Path) -> None
     assert params == {
         "path": str(tmp_path), "workload": "append", "sync": "fdatasync", "block_size_bytes": 2300,
         "file_size_bytes": 1 << 20, "duration_ns": None, "ops_limit": 50, "warmup_ns": 0,
-        "stall_threshold_ns": 250_000_000, "label": None, "background_write": None,
+        "stall_threshold_ns": 250_000_000, "label": None, "background_write": None, "rate_per_s": None,
     }
+    assert report["benches"][0]["pacing"] is None
     bench = report["benches"][0]
     assert bench["ops"] == 50 and bench["latency"]["count"] == 50
     assert sum(s["ops"] for s in bench["timeline"]) == 50

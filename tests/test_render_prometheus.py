@@ -137,8 +137,17 @@ def test_verdict_metrics_survive_the_real_textfile_collector(exporter: Exporter,
     for b in verdict_report.benches:
         (got,) = [val for k, val in rates.items() if f'workload="{b.params.workload.value}"' in k]
         assert got == pytest.approx(b.ops_per_s)
-    # gate-min-ops appears once per workload in the verdict, once in the metrics.
-    assert sum(1 for f in v.findings if f.rule == "gate-min-ops") == len(verdict_report.benches) >= 2
+    # gate-min-ops appears once per closed-loop run in the verdict, once in the metrics.
+    closed = [b for b in verdict_report.benches if b.params.rate_per_s is None]
+    assert sum(1 for f in v.findings if f.rule == "gate-min-ops") == len(closed) >= 2
+    # The paced run is a run of its own (label `run`), with its rate and schedule beside it.
+    (paced,) = [b for b in verdict_report.benches if b.pacing is not None]
+    assert paced.pacing is not None
+    assert list(_samples(scraped, "fsyncprobe_paced_rate_per_second").values()) == [paced.pacing.rate_per_s]
+    assert [k for k in rates if f'run="{paced.params.label}"' in k]
+    assert len(_samples(scraped, "fsyncprobe_paced_schedule_lag_seconds")) == 2
+    late = _samples(scraped, "fsyncprobe_paced_late_operations")
+    assert list(late.values()) == [paced.pacing.late_ops]
     gate = [k for k in _samples(scraped, "fsyncprobe_finding_level") if 'rule="gate-min-ops"' in k]
     assert len(gate) == 1
 

@@ -9,8 +9,9 @@ value that is null on one side (a model not run, a probe not available) matches 
 comparison holds on any machine while still catching a field added, renamed or dropped.
 
 Fields added since, on purpose, are in the recorded files too, so the comparison stays exact:
-`model.answers` (issue 17); `benches[].params.label`, `benches[].params.background_write` and
-`benches[].background_write` (issue 16).
+`model.answers` (issue 17); `benches[].params.label`, `benches[].params.background_write`,
+`benches[].background_write`, `benches[].params.rate_per_s` and `benches[].pacing` (issue 16: the
+background writer, and the paced mode: the verdict's pmxcfs profile has a third, paced run).
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def test_bench_report_fields(tmp_path: Path) -> None:
 
 def test_verdict_report_fields(tmp_path: Path) -> None:
     new = run("verdict", str(tmp_path), "--no-corosync-conf", *QUICK)
-    assert len(new["benches"]) == 2 and new["model"] is not None and new["verdict"] is not None
+    assert len(new["benches"]) == 3 and new["model"] is not None and new["verdict"] is not None
+    paced = [b for b in new["benches"] if b["pacing"] is not None]
+    assert [b["params"]["label"] for b in paced] == ["paced"] and paced[0]["params"]["rate_per_s"] == 5.0
     assert shape_differences(recorded("verdict"), new) == []
 
 

@@ -7,6 +7,7 @@ device class and rate can be tried.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +20,8 @@ from fsyncprobe.ring import model as ring
 from fsyncprobe.ring.inputs import node_from_latencies
 from fsyncprobe.verdict import profiles, rules
 from fsyncprobe.verdict.types import Finding, Level, Verdict
-from tests.factories import MS, bench, device, pmx_benches
+from tests.factories import MS, bench, device, paced, pmx_benches
+from tests.test_verdict_profiles import TWO_RUNS
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +115,7 @@ def test_gates(pmxcfs: profiles.Profile) -> None:
     gates = rules.Gates(min_ops_per_s=3000, max_p99_ns=1 * MS)
     v = rules.evaluate(pmxcfs, pmx_benches(rate=2000.0, p99_ns=2 * MS), device(DeviceClass.NVME), None, gates)
     assert {f.level for f in by_rule(v, "gate-min-ops")} == {Level.PASS, Level.FAIL}  # sqlite 5000 passes
+    assert not [f for f in by_rule(v, "gate-min-ops") if f.title.startswith("paced")]  # its rate is the pace
     pveperf_p99 = [f for f in by_rule(v, "gate-max-p99") if f.title.startswith("pveperf")]
     assert [f.level for f in pveperf_p99] == [Level.FAIL]
     assert v.level is Level.FAIL and rules.exit_code(v) == 1
@@ -185,3 +188,29 @@ def test_event_rates_read_as_rates_and_stop_at_a_million_years() -> None:
     assert format_rate_per_year(1 / RATE_FLOOR_YEARS) == "1 per 1e+06 years"
     # the model's tail says nothing about 1e168 years: no such figure is printed
     assert format_rate_per_year(1 / 2.58e168) == "fewer than 1 per 1,000,000 years"
+
+
+def test_thresholds_select_runs_by_name_when_one_workload_runs_twice(tmp_path: Path) -> None:
+    p = tmp_path / "two.toml"
+    p.write_text(TWO_RUNS, encoding="utf-8")
+    prof = profiles.load(str(p))
+    back_to_back = bench(Workload.OVERWRITE, 500.0, 8 * MS)  # p50 = p99 / 4 = 2 ms
+    isolated = paced(bench(Workload.OVERWRITE, 4.0, 40 * MS), "isolated", 4.0)  # p50 10 ms
+    for order in ((back_to_back, isolated), (isolated, back_to_back)):
+        v = rules.evaluate(prof, order, device(DeviceClass.NVME), None)
+        (b,) = by_rule(v, "back-to-back-p50")
+        (i,) = by_rule(v, "isolated-p50")
+        assert (b.level, b.value, b.title.split()[0]) == (Level.PASS, 2 * MS, "overwrite")
+        assert (i.level, i.value, i.title.split()[0]) == (Level.FAIL, 10 * MS, "isolated")
+    v = rules.evaluate(prof, (back_to_back,), device(DeviceClass.NVME), None)
+    (missing,) = by_rule(v, "isolated-p50")
+    assert missing.level is Level.WARN and missing.title == "isolated was not measured"
+
+
+def test_a_paced_run_that_fell_behind_is_a_warning(pmxcfs: profiles.Profile) -> None:
+    sqlite, pveperf, run = pmx_benches()
+    assert not by_rule(rules.evaluate(pmxcfs, (sqlite, pveperf, run), device(DeviceClass.NVME), None), "paced-late")
+    late = paced(run, "paced", 5.0, late_ops=4)
+    (f,) = by_rule(rules.evaluate(pmxcfs, (sqlite, pveperf, late), device(DeviceClass.NVME), None), "paced-late")
+    assert f.level is Level.WARN and f.value == 4 and "4 of 15 operations started late at 5/s" in f.title
+    assert "40.1 ms" in (f.measured or "")

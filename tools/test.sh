@@ -13,6 +13,7 @@ APT_PACKAGES=(
   btrfs-progs dmsetup           # btrfs over two loop devices; dm where the kernel has it
   perl                          # pveperf's method, re-run as an independent reference
   fio                           # independent reference measurements
+  ioping                        # bench/compare.py's paced case: O_SYNC writes at an interval (issue 16)
   gcc libc6-dev                 # bench/syncloop.c, the C loop bench/compare.py's limit case builds
   corosync iproute2 iputils-ping             # a real Corosync ring in network namespaces (ip netns, tc netem)
   procps kmod

@@ -10,6 +10,7 @@ from fsyncprobe.cli.options import (
     allow_concurrent_option,
     duration_option,
     output_options,
+    rate_option,
     resolve_format,
     ring_id_options,
     ring_id_settings,
@@ -18,6 +19,7 @@ from fsyncprobe.cli.options import (
 from fsyncprobe.cli.output import emit, feedback
 from fsyncprobe.errors import UsageError
 from fsyncprobe.measure.background import parse_rate
+from fsyncprobe.measure.pacing import MAX_RATE_PER_S, MIN_RATE_PER_S
 from fsyncprobe.measure.types import BackgroundWrite, BenchParams, SyncMethod, Workload
 from fsyncprobe.measure.workloads import default_block_size
 from fsyncprobe.render import Format
@@ -27,6 +29,8 @@ MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond that a typo is likelier than a plan
 MAX_BLOCK_SIZE = 64 << 20
 DAY_NS = 86_400 * 1_000_000_000
 DEFAULT_DURATION_NS = 5_000_000_000
+MIN_INTERVAL_NS = round(1e9 / MAX_RATE_PER_S)
+MAX_INTERVAL_NS = round(1e9 / MIN_RATE_PER_S)
 
 
 def bench_options(fn: click.decorators.FC) -> click.decorators.FC:
@@ -50,6 +54,12 @@ def bench_options(fn: click.decorators.FC) -> click.decorators.FC:
                      help="Uncounted warm-up before measuring."),
         click.option("--stall-threshold", callback=duration_option(1_000, DAY_NS), default="100ms",
                      show_default=True, metavar="TIME", help="An operation slower than this counts as a stall."),
+        click.option("--rate", "rate", callback=rate_option(MIN_RATE_PER_S, MAX_RATE_PER_S), default=None,
+                     metavar="N",
+                     help="Pace operations open-loop at N per second (operation k starts at k/N; a late one "
+                          "does not shift the rest) instead of back to back; range 0.001 to 100000."),
+        click.option("--interval", callback=duration_option(MIN_INTERVAL_NS, MAX_INTERVAL_NS), default=None,
+                     metavar="TIME", help="Same as --rate 1/TIME, e.g. 100ms (range 10 us to 1000 s)."),
         click.option("--background-write", "background_write", callback=_background_option, default=None,
                      metavar="RATE|max",
                      help="Meanwhile, a separate process makes 1 MiB buffered writes (like a backup) on the same "
@@ -72,12 +82,17 @@ def _background_option(ctx: click.Context, param: click.Parameter, value: str | 
 def make_params(
     path: str, workload: str, sync: str, block_size: int | None, file_size: int,
     duration: int | None, ops: int | None, warmup: int, stall_threshold: int,
+    rate: float | None = None, interval: int | None = None,
     background_write: BackgroundWrite | None = None,
 ) -> BenchParams:
     """Validate the combination of options and build the parameters."""
     wl = Workload(workload)
     if duration is not None and ops is not None:
         raise click.UsageError("--duration and --ops exclude each other: give one")
+    if rate is not None and interval is not None:
+        raise click.UsageError("--rate and --interval exclude each other: give one (--interval T is --rate 1/T)")
+    if interval is not None:
+        rate = 1e9 / interval
     if block_size is None:
         block_size = default_block_size(wl)
     if wl in (Workload.OVERWRITE, Workload.APPEND) and block_size > file_size:
@@ -90,7 +105,7 @@ def make_params(
     return BenchParams(
         path=path, workload=wl, sync=SyncMethod(sync), block_size_bytes=block_size,
         file_size_bytes=file_size, duration_ns=duration, ops_limit=ops, warmup_ns=warmup,
-        stall_threshold_ns=stall_threshold, background_write=background_write,
+        stall_threshold_ns=stall_threshold, rate_per_s=rate, background_write=background_write,
     )
 
 
@@ -107,7 +122,8 @@ def make_params(
 @handle_errors
 def bench(
     path: str, workload: str, sync: str, block_size: int | None, file_size: int, duration: int | None,
-    ops: int | None, warmup: int, stall_threshold: int, background_write: BackgroundWrite | None,
+    ops: int | None, warmup: int, stall_threshold: int, rate: float | None, interval: int | None,
+    background_write: BackgroundWrite | None,
     sched_probe: bool, allow_concurrent: bool, ring_id: bool,
     state_dir: str | None, fmt: str | None,
     as_json: bool, output: str, quiet: bool, no_progress: bool,
@@ -119,7 +135,7 @@ def bench(
     """
     out_format = resolve_format(fmt, as_json)
     params = make_params(path, workload, sync, block_size, file_size, duration, ops, warmup, stall_threshold,
-                         background_write)
+                         rate, interval, background_write)
     rid = ring_id_settings(ring_id, state_dir)
     with feedback(quiet, no_progress) as fb:
         try:

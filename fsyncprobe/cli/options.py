@@ -91,6 +91,21 @@ def duration_option(minimum_ns: int, maximum_ns: int) -> Callback:
     return cb
 
 
+def rate_option(minimum: float, maximum: float) -> Callable[[click.Context, click.Parameter, str | None], float | None]:
+    """A click callback that parses a rate in operations per second (a plain number) and checks it."""
+    def cb(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+        if value is None:
+            return None
+        accepted = f"accepted {minimum:g} to {maximum:g} operations per second"
+        try:
+            n = float(value.strip().removesuffix("/s"))
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a number: {accepted}, e.g. 5 or 0.5") from None
+        if not minimum <= n <= maximum:  # also rejects nan; inf is above the maximum
+            raise click.BadParameter(f"{value} is out of range: {accepted}")
+        return n
+
+    return cb
 
 
 def ring_options(fn: F) -> F:
@@ -149,7 +164,7 @@ def gate_options(fn: F) -> F:
     """`--min-ops`, `--max-p99`, `--strict`."""
     opts = [
         click.option("--min-ops", type=click.FloatRange(min=0), default=None, metavar="N",
-                     help="FAIL when any measured workload gives fewer than N ops/s."),
+                     help="FAIL when any measured workload gives fewer than N ops/s (paced runs excepted)."),
         click.option("--max-p99", callback=duration_option(1_000, 3_600_000_000_000), default=None, metavar="TIME",
                      help="FAIL when any measured workload's p99 is TIME or more, e.g. 10ms."),
         click.option("--strict", is_flag=True, help="A WARN fails too (exit 1)."),

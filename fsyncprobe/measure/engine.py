@@ -26,14 +26,15 @@ from fsyncprobe.device.facts import Snapshot
 from fsyncprobe.device.fstypes import PSEUDO_FSTYPES, RAM_FSTYPES, is_not_local_disk
 from fsyncprobe.device.mounts import mount_of
 from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageError
-from fsyncprobe.measure import blockstats, safety, workloads
+from fsyncprobe.measure import blockstats, pacing, safety, workloads
 from fsyncprobe.measure.failures import as_measure_error
-from fsyncprobe.measure.loop import ProgressCallback, Recorder, run_phase
+from fsyncprobe.measure.loop import ProgressCallback, Recorder
 from fsyncprobe.measure.ringid import RingIdProbe, RingIdSite, RingIdTarget
 from fsyncprobe.measure.types import (
     BackgroundWriteResult,
     BenchParams,
     BenchResult,
+    PacingResult,
     RingIdStoreResult,
     SchedProbeResult,
     StallSummary,
@@ -169,6 +170,7 @@ def run_bench(
     parent_fd: int | None = None
     prepared: workloads.Prepared | None = None
     loop = Recorder(params.stall_threshold_ns)
+    run_phase = pacing.phase_function(params.rate_per_s)  # closed loop, or paced at --rate
     warmup_ops = 0
     before: dict[str, blockstats.Counters] = {}
     measured_ns = 0
@@ -221,6 +223,7 @@ def run_bench(
                         params, where.mountpoint, where.fstype, loop, loop.end_ns - loop.start_ns,
                         warmup_ops, devices, before, prepared, probe_result,
                         partial_reason=str(err), ring_id=rid_result, extra_notes=rid_notes, background=bg_result,
+                        paced=pacing.result_of(run_phase),
                     )
                 raise PartialRunError(partial, err) from None
             probe_result = _stop_probe(probe)
@@ -231,6 +234,7 @@ def run_bench(
                 params, where.mountpoint, where.fstype, loop, measured_ns, warmup_ops, devices,
                 before, prepared, probe_result, partial_reason=None, ring_id=rid_result, extra_notes=rid_notes,
                 background=bg_result,
+                paced=pacing.result_of(run_phase),
             )
     finally:
         with signals_ignored():
@@ -388,6 +392,7 @@ def _result(
     ring_id: RingIdStoreResult | None = None,
     extra_notes: list[str] | None = None,
     background: BackgroundWriteResult | None = None,
+    paced: PacingResult | None = None,
 ) -> BenchResult:
     loop.close(elapsed_ns)
     after = blockstats.read_counters([d.name for d in devices])
@@ -396,6 +401,7 @@ def _result(
     notes += _notes_for_fstype(fstype)
     notes += blockstats.flush_notes(writes, loop.ops)
     notes += extra_notes or []
+    notes += pacing.notes(paced, loop.ops, cut_short=partial_reason is not None)
     if ring_id is not None and ring_id.note:
         notes.append(f"ring-id write: {ring_id.note}")
     if background is not None and background.note:
@@ -423,6 +429,7 @@ def _result(
         sched_probe=probe_result,
         ring_id_store=ring_id,
         background_write=background,
+        pacing=paced,
     )
 
 

@@ -63,9 +63,12 @@ class BenchParams:
     """An operation slower than this counts as a stall."""
     label: str | None = None
     """The run's name when a profile gave one (`[[workload]] name`), so two runs of one workload
-    (with and without a background writer) tell apart; None otherwise."""
+    (paced and back to back, with and without a background writer) tell apart; None otherwise."""
     background_write: BackgroundWrite | None = None
     """A backup-like buffered writer beside the workload (`--background-write`); None: none ran."""
+    rate_per_s: float | None = None
+    """Paced (open-loop) rate: operation k starts at start + k / rate (`--rate`, `--interval`, a
+    profile's `rate`/`interval`); None runs operations back to back (closed loop)."""
 
     @property
     def run_name(self) -> str:
@@ -210,6 +213,31 @@ class BackgroundWriteResult:
 
 
 @dataclass(frozen=True)
+class PacingResult:
+    """How an open-loop (paced) run kept its schedule. Operation k was due at start + k / rate; a
+    late one does not move the ones after it. Produced by `fsyncprobe.measure.pacing`."""
+
+    rate_per_s: float
+    """Operations per second asked for."""
+    interval_ns: int
+    """1 / rate: the time between two due times (rounded to the nanosecond; due times are computed
+    from k, so the rounding never adds up)."""
+    scheduled_ops: int
+    """Operations due within the measured time (all of `--ops`, or those due before the end of
+    `--duration`)."""
+    late_ops: int
+    """Operations started late because the operation before them was still running at their due
+    time: the disk did not keep up with the rate. (A late wake-up of the sleeping loop is lag, not
+    a late operation.)"""
+    lag: LatencySummary
+    """Schedule lag of every started operation: its start minus its due time. On time it is the
+    sleep's wake-up lateness (timer slack, scheduling); for late operations it is the backlog.
+    Reported apart from the latency, which runs from each operation's own start."""
+    lag_histogram: SavedHistogram
+    """The whole lag distribution."""
+
+
+@dataclass(frozen=True)
 class BenchResult:
     """One measured workload."""
 
@@ -249,3 +277,5 @@ class BenchResult:
     """corosync's ring-id write timed beside this workload (None when not measured)."""
     background_write: BackgroundWriteResult | None = None
     """The backup-like writer that ran beside this workload (None when none ran)."""
+    pacing: PacingResult | None = None
+    """How a paced run kept its schedule (None for a closed-loop run)."""

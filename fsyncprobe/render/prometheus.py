@@ -187,6 +187,22 @@ def render(report: Report) -> str:
                       int(w.write_cache == "write back"),
                       (*_bench_labels(b, runs), ("device", w.device), ("role", w.role)))
     for b in report.benches:
+        if b.pacing is not None:
+            f.add("fsyncprobe_paced_rate_per_second", "gauge",
+                  "Rate a paced (open-loop) run asked for; absent for a back-to-back run.", b.pacing.rate_per_s,
+                  _bench_labels(b, runs))
+    for b in report.benches:
+        if b.pacing is not None:
+            f.add("fsyncprobe_paced_late_operations", "gauge",
+                  "Operations of a paced run started late: the one before was still running at their due time.",
+                  b.pacing.late_ops, _bench_labels(b, runs))
+    for b in report.benches:
+        if b.pacing is not None:
+            for q, ns in (("0.5", b.pacing.lag.p50_ns), ("1", b.pacing.lag.max_ns)):
+                f.add("fsyncprobe_paced_schedule_lag_seconds", "gauge",
+                      "How long after its due time an operation of a paced run started (quantile 1 = max).",
+                      ns / 1e9, (*_bench_labels(b, runs), ("quantile", q)))
+    for b in report.benches:
         sp = b.sched_probe
         if sp is not None:
             for q, ns in (("0.99", sp.lateness.p99_ns), ("1", sp.lateness.max_ns)):

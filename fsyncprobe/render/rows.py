@@ -27,7 +27,8 @@ def bench_title(b: BenchResult) -> str:
     partial = " — PARTIAL" if b.partial else ""
     label = f"{p.label}: " if p.label and p.label != p.workload.value else ""
     bg = "" if p.background_write is None else f" under background write {background.describe(p.background_write)}"
-    return f"{label}{p.workload.value}{size}{sync} on {p.path} ({b.fstype} at {b.mountpoint}){bg}{partial}"
+    paced = f", paced at {p.rate_per_s:g}/s" if p.rate_per_s is not None else ""
+    return f"{label}{p.workload.value}{size}{sync}{paced} on {p.path} ({b.fstype} at {b.mountpoint}){bg}{partial}"
 
 
 def latency_rows(lat: LatencySummary) -> list[tuple[str, str]]:
@@ -46,10 +47,18 @@ def latency_rows(lat: LatencySummary) -> list[tuple[str, str]]:
 
 def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
     """(label, value) rows for one measured workload."""
+    pace = b.pacing
     rows = [
-        ("rate", f"{b.ops_per_s:,.1f} ops/s"),
+        ("rate", f"{b.ops_per_s:,.1f} ops/s" + (f" (paced at {pace.rate_per_s:g}/s)" if pace is not None else "")),
         ("operations", f"{b.ops:,} in {b.elapsed_ns / 1e9:.2f} s (+{b.warmup_ops:,} warm-up)"),
     ]
+    if pace is not None:
+        missed = pace.scheduled_ops - b.ops
+        rows.append(("schedule", f"one every {format_duration_ns(pace.interval_ns)}, open loop: "
+                                 f"{pace.late_ops:,} started late"
+                                 + (f", {missed:,} never started" if missed > 0 else "")
+                                 + f"; lag p50 {format_duration_ns(pace.lag.p50_ns)}, "
+                                   f"max {format_duration_ns(pace.lag.max_ns)} (not in the latency)"))
     rows += latency_rows(b.latency)
     rows.append(
         (

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from fsyncprobe.device.types import DeviceClass
 from fsyncprobe.errors import InputError, UsageError
+from fsyncprobe.measure import pacing
 from fsyncprobe.measure.background import parse_rate
 from fsyncprobe.measure.types import BackgroundWrite, SyncMethod, Workload
 from fsyncprobe.units import parse_duration_ns, parse_size
@@ -75,6 +76,9 @@ class WorkloadSpec:
     workload's own name."""
     background_write: BackgroundWrite | None = None
     """A backup-like writer beside this run (`background_write = "50M"` or `"max"`); None: none."""
+    rate_per_s: float | None = None
+    """Paced (open-loop) rate in operations per second (`rate`, or `interval` as its inverse);
+    None runs operations back to back."""
 
     @property
     def run_name(self) -> str:
@@ -303,7 +307,7 @@ class _Parser:
     def workload(self, b: Any, i: int) -> WorkloadSpec:
         t = "workload"
         self.table_of(b, t, i, {"workload", "sync", "block_size", "file_size", "duration", "warmup",
-                                "stall_threshold", "name", "background_write"})
+                                "stall_threshold", "name", "background_write", "rate", "interval"})
         name = self.string(b, "name", required=False, table=t, index=i)
         if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
             self.fail("name", f"{name!r}: use letters, digits, '.', '-' and '_'", t, i)
@@ -312,6 +316,7 @@ class _Parser:
             bg = parse_rate(bg_text) if bg_text is not None else None
         except UsageError as exc:
             self.fail("background_write", str(exc).removeprefix(f"--background-write {bg_text!r}: "), t, i)
+        rate = self.rate(b, t, i)
         wl = self.enum(Workload, self.string(b, "workload", table=t, index=i), "workload", t, i)
         sync = self.enum(SyncMethod, b.get("sync", "fsync"), "sync", t, i)
         duration = self.duration(b, "duration", WorkloadSpec.duration_ns, t, i)
@@ -326,7 +331,24 @@ class _Parser:
             self.fail("block_size", "larger than file_size", t, i)
         return WorkloadSpec(workload=wl, sync=sync, block_size_bytes=block, file_size_bytes=file_size,
                             duration_ns=duration, warmup_ns=self.duration(b, "warmup", WorkloadSpec.warmup_ns, t, i),
-                            stall_threshold_ns=stall, name=name, background_write=bg)
+                            stall_threshold_ns=stall, name=name, background_write=bg, rate_per_s=rate)
+
+    def rate(self, b: dict[str, Any], t: str, i: int) -> float | None:
+        """`rate` (operations per second) or `interval` (a duration, its inverse): one or neither."""
+        lo, hi = pacing.MIN_RATE_PER_S, pacing.MAX_RATE_PER_S
+        if "rate" in b and "interval" in b:
+            self.fail("interval", "`rate` and `interval` exclude each other: give one", t, i)
+        if "interval" in b:
+            ns = self.duration(b, "interval", 0, t, i)
+            if not round(1e9 / hi) <= ns <= round(1e9 / lo):
+                self.fail("interval", f"{b['interval']!r} is out of range: accepted 10 us to 1000 s", t, i)
+            return 1e9 / ns
+        v = b.get("rate")
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            self.fail("rate", f"must be a number of operations per second from {lo:g} to {hi:g}, got {v!r}", t, i)
+        return float(v)
 
     def threshold(self, d: Any, i: int, workloads: set[str]) -> Threshold:
         t = "threshold"
