@@ -48,6 +48,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+NEGLIGIBLE_MS = 1e-6
+"""Widths below this count as 0."""
 CELLS = 32
 """Cells of the quadrature in `Transition.mean` (one per 25 ms at the test ring's 800 ms)."""
 
@@ -66,28 +68,34 @@ class Transition:
     tick_ms: float
     """Width of the offset at which the timeout is noticed: libknet's heartbeat tick (0: none)."""
 
+    def _widths(self) -> tuple[float, float]:
+        """(wider, narrower) width; a width under `NEGLIGIBLE_MS` counts as 0 (no float trouble
+        from a nanosecond's spread, which means nothing at these lengths)."""
+        a, b = (w if w >= NEGLIGIBLE_MS else 0.0 for w in (self.phase_ms, self.tick_ms))
+        return max(a, b), min(a, b)
+
     @property
     def lower_ms(self) -> float:
         """Longest stall that never re-forms the ring."""
-        return self.centre_ms - (self.phase_ms + self.tick_ms) / 2
+        return self.centre_ms - sum(self._widths()) / 2
 
     @property
     def upper_ms(self) -> float:
         """Shortest stall that always re-forms the ring."""
-        return self.centre_ms + (self.phase_ms + self.tick_ms) / 2
+        return self.centre_ms + sum(self._widths()) / 2
 
     def probability(self, stall_ms: float) -> float:
         """P(s) for a stall of `stall_ms`: 0 up to `lower_ms`, 1 from `upper_ms` on, quadratic
         over the narrower width at each end and linear between (width 0: a step at the centre,
         1 from the centre on)."""
-        wide, narrow = max(self.phase_ms, self.tick_ms), min(self.phase_ms, self.tick_ms)
+        wide, narrow = self._widths()
         if wide <= 0:
             return 1.0 if stall_ms >= self.centre_ms else 0.0
-        x = stall_ms - self.lower_ms
-        if x <= 0:
+        if stall_ms <= self.lower_ms:
             return 0.0
-        if x >= wide + narrow:
+        if stall_ms >= self.upper_ms:
             return 1.0
+        x = stall_ms - self.lower_ms
         if narrow <= 0:
             return x / wide
         if x <= narrow:
