@@ -25,7 +25,10 @@ What the model says, step by step:
    `coupling x sync latency`. Beyond the data, a generalised Pareto tail fitted to the largest
    samples (probability-weighted moments, Hosking & Wallis 1987), never lighter than exponential,
    with a seeded bootstrap confidence interval.
-5. Nodes independent: the cluster's false-membership rate is the sum of the nodes' rates.
+5. From the tolerance to a rate: a stall of s re-forms the ring with a chance P(s) that rises from
+   0 to 1 around the tolerance (the knet ping period and heartbeat tick: `reform_transition`,
+   `fsyncprobe.ring.transition`); a node's false-loss rate is its stall rate averaged over it.
+   Nodes independent: the cluster's false-membership rate is the sum of the nodes' rates.
 6. Outputs: false losses per year, the minimum safe effective token (target: one false loss per
    `target_years_per_false_loss` per cluster), the largest safe N, and the HA ceiling
    (T + consensus + sync + LRM loop + lock retry + p99.9 commit under the 60 s watchdog).
