@@ -2,7 +2,7 @@
 side, one node of each stopped with SIGSTOP again and again for lengths drawn (seeded) from a
 known log-normal distribution whose mass straddles the stall tolerance; the membership changes
 the survivors really formed are counted and must lie inside the 99 % interval of the counting
-noise around what the model predicts from the same distribution (tests/ringrate.py has the
+noise around what the model's own P(s) predicts from the same distribution (tests/ringrate.py has the
 procedure; bench/ringrate.py is the long run, its results are in docs/validation.md).
 
 Root only; CI runs as root. Everything the rings create is removed by name and pid.
@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 RINGS = 6
 STALLS_PER_RING = 24
 DIST = LogNormalStalls(median_ms=550, sigma=0.6, cap_ms=1500)
-"""About 42 % of these stalls are longer than the model's 619 ms, and a third lie on the ramp
-(219-1019 ms) but below the tolerance: a useful fraction re-forms, and the ramp's width shows."""
+"""About 42 % of these stalls are longer than the model's 619 ms, and a third lie on the model's
+transition (219-1019 ms) but below the tolerance: a useful fraction re-forms, and its width shows."""
 LEVEL = 0.99
 SEED = 17
 
