@@ -7,6 +7,7 @@ tests/test_ring_realring_rate.py.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -19,6 +20,7 @@ from fsyncprobe.ring.model import SECONDS_PER_YEAR
 from fsyncprobe.ring.transition import Transition, knet_ping_period_ms, step
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram
+from tests.cli_helpers import fsyncprobe
 
 MS = 1_000_000
 centres = st.floats(min_value=0.0, max_value=5000.0)
@@ -137,3 +139,21 @@ def test_without_knet_the_token_bound_stays_a_step() -> None:
     tr = ring.report_transition(params, report)
     assert report.stall_tolerance_bound_by == "token"
     assert tr.lower_ms == tr.upper_ms == report.stall_tolerance_ms
+
+
+def test_cli_model_takes_the_tick_and_lists_the_transition() -> None:
+    def assumptions(*extra: str) -> dict[str, dict[str, str]]:
+        res = fsyncprobe("model", "--latency-ms", "2,3,2.5,4,3,2,80,3", "--nodes", "3", "--token", "1000",
+                         "--no-corosync-conf", "--no-live-ring", "--json", "--quiet", *extra)
+        assert res.returncode == 0, res.stderr
+        return {a["name"]: a for a in json.loads(res.stdout)["model"]["assumptions"]}
+
+    default = assumptions()
+    assert default["knet heartbeat tick"]["value"] == "200"
+    assert "600 ms convolved with tick 200 ms" in default["re-formation transition"]["value"]
+    given = assumptions("--knet-heartbeat-tick-ms", "100")
+    assert given["knet heartbeat tick"]["value"] == "100"
+    assert given["knet heartbeat tick"]["source"].startswith("command line (--knet-heartbeat-tick-ms)")
+    assert "500 ms convolved with tick 100 ms" in given["re-formation transition"]["value"]
+    bad = fsyncprobe("model", "--latency-ms", "2,3", "--knet-heartbeat-tick-ms", "-1", "--no-corosync-conf")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
