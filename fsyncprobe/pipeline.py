@@ -99,6 +99,9 @@ class RingOptions:
     """`--tail-shape-max`: the largest generalised Pareto shape the stall tail may take."""
     live_ring: bool = True
     """False with `--no-live-ring`: do not ask a running corosync (`fsyncprobe.ring.live`)."""
+    knet_heartbeat_tick_ms: float | None = None
+    """`--knet-heartbeat-tick-ms`: libknet's heartbeat tick, which spreads the stall that re-forms
+    the ring (`fsyncprobe.ring.transition`; None: 200 ms, libknet's default)."""
 
 
 @dataclass(frozen=True)
@@ -342,7 +345,8 @@ def _given_sources(ring: RingOptions) -> tuple[tuple[str, str], ...]:
     given = [("nodes", ring.nodes, "--nodes"), ("token", ring.token_ms, "--token"),
              ("token_coefficient", ring.token_coefficient_ms, "--token-coefficient"),
              ("network_latency", ring.network_latency_ms, "--network-latency-ms"),
-             ("jitter", ring.jitter_ms, "--jitter-ms")]
+             ("jitter", ring.jitter_ms, "--jitter-ms"),
+             ("knet heartbeat tick", ring.knet_heartbeat_tick_ms, "--knet-heartbeat-tick-ms")]
     return tuple((name, f"command line ({opt})") for name, v, opt in given if v is not None)
 
 
@@ -371,6 +375,7 @@ def _ring_model(nodes: Sequence[NodeDistribution], ring: RingOptions, default_no
         jitter_ms=ring.jitter_ms if ring.jitter_ms is not None else lin and lin.jitter_ms,
         coupling=ring.coupling, target_years_per_false_loss=ring.target_years,
         max_extrapolation=ring.max_extrapolation, tail_shape_max=ring.tail_shape_max, live_timers=timers,
+        knet_heartbeat_tick_ms=ring.knet_heartbeat_tick_ms,
         live_rotation_ms=lin.rotation_ms if lin is not None and timers is not None else None,
         value_sources=(lin.sources if lin is not None else ()) + _given_sources(ring),
     )

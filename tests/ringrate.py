@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from fsyncprobe.ring import model as ring
 from fsyncprobe.ring import reforms
 from fsyncprobe.ring.inputs import node_from_latencies
+from fsyncprobe.ring.transition import Transition
 from tests.ringkit import NODES, TOKEN_MS, Ring
 
 NEW_MEMBERSHIP = "A new membership"
@@ -63,18 +64,13 @@ class LogNormalStalls:
         rng = random.Random(seed)
         return [min(rng.lognormvariate(math.log(self.median_ms), self.sigma), self.cap_ms) for _ in range(n)]
 
-    def p_reform(self, tolerance_ms: float, width_ms: float = 0.0) -> float:
-        """The model's chance that one stall drawn from this distribution re-forms the ring:
-        the mean of `reforms.reform_probability` over the distribution (width 0: the mass at or
-        beyond the tolerance), by the midpoint rule over 20,000 quantiles."""
-        if width_ms <= 0:
-            if self.cap_ms < tolerance_ms:
-                return 0.0
-            return 1 - statistics.NormalDist(math.log(self.median_ms), self.sigma).cdf(math.log(tolerance_ms))
+    def p_reform(self, chance: Callable[[float], float]) -> float:
+        """The chance that one stall drawn from this distribution re-forms the ring, for
+        `chance(stall_ms)` the chance that a stall of that length does: its mean over the
+        distribution, by the midpoint rule over 20,000 quantiles."""
         dist = statistics.NormalDist(math.log(self.median_ms), self.sigma)
         m = 20_000
-        return sum(reforms.reform_probability(min(math.exp(dist.inv_cdf((k + 0.5) / m)), self.cap_ms),
-                                              tolerance_ms, width_ms) for k in range(m)) / m
+        return sum(chance(min(math.exp(dist.inv_cdf((k + 0.5) / m)), self.cap_ms)) for k in range(m)) / m
 
 
 @dataclass
@@ -100,22 +96,31 @@ class ModelView:
     """`run_model(...).stall_tolerance_ms`: the median stall that re-forms the ring."""
     bound: str
     """The clock that sets it."""
-    ping_interval_ms: float
-    """knet_ping_interval: the width of the ramp as the model's derivation is written (the last
-    pong's age uniform over one ping interval)."""
-    width_ms: float
-    """The ramp's width with libknet's heartbeat tick (`reforms.knet_ramp_width_ms`)."""
+    transition: Transition
+    """P(s), the chance that a stall of s re-forms the ring, as the model's rate uses it
+    (`model.report_transition`: the same function `run_model` calls)."""
+    ramp_ms: float
+    """The linear ramp the previous long runs were compared with (one ping period plus one tick,
+    `reforms.knet_ramp_width_ms`), kept for comparison."""
+
+    def chances(self) -> list[tuple[str, Callable[[float], float]]]:
+        """(name, P(s)) for every way of predicting: the model's transition first."""
+        tr, tol = self.transition, self.tolerance_ms
+        return [
+            (f"model P(s) ({tr.lower_ms:.0f}-{tr.upper_ms:.0f} ms)", tr.probability),
+            ("threshold (step)", lambda s: reforms.reform_probability(s, tol)),
+            (f"linear ramp {self.ramp_ms:.0f} ms", lambda s: reforms.reform_probability(s, tol, self.ramp_ms)),
+        ]
 
 
 def model_view() -> ModelView:
     """The model's figures for the test ring (3 nodes, `token: 1000`, knet defaults)."""
-    report = ring.run_model(
-        [node_from_latencies("test", [0.01] * 100)],
-        ring.ModelParams(nodes=NODES, token_ms=TOKEN_MS, network_latency_ms=0.05, jitter_ms=0.0, coupling=0.0),
-    )
+    params = ring.ModelParams(nodes=NODES, token_ms=TOKEN_MS, network_latency_ms=0.05, jitter_ms=0.0, coupling=0.0)
+    report = ring.run_model([node_from_latencies("test", [0.01] * 100)], params)
     interval = float(report.knet_ping_interval_ms or 0.0)
     width = reforms.knet_ramp_width_ms(interval) if report.stall_tolerance_bound_by == "knet link" else 0.0
-    return ModelView(report.stall_tolerance_ms, report.stall_tolerance_bound_by, interval, width)
+    return ModelView(report.stall_tolerance_ms, report.stall_tolerance_bound_by,
+                     ring.report_transition(params, report), width)
 
 
 def _count(text: str, what: str) -> int:
@@ -201,18 +206,16 @@ class Prediction:
 def predictions(dist: LogNormalStalls, trials: Sequence[Trial], view: ModelView, level: float) -> list[Prediction]:
     """The predicted number of stalls that re-form the ring: from the distribution (a binomial
     count: every stall has the same chance) and from the stalls as they happened (Poisson-binomial),
-    with the model's threshold as a step (what its false-loss rate does), as a ramp of one ping
-    interval (its derivation as written) and as the ramp with libknet's heartbeat tick."""
+    with the model's transition P(s) (what its false-loss rate uses), with the threshold as a step
+    (what it used before) and with the linear ramp of the earlier runs."""
     n = len(trials)
     out = []
-    ramps = (("threshold (step)", 0.0), (f"ramp {view.ping_interval_ms:.0f} ms (ping interval)", view.ping_interval_ms),
-             (f"ramp {view.width_ms:.0f} ms (ping period + tick)", view.width_ms))
-    for name, w in ramps:
-        q = dist.p_reform(view.tolerance_ms, w)
+    for name, chance in view.chances():
+        q = dist.p_reform(chance)
         lo, hi = reforms.count_interval([q] * n, level)
         out.append(Prediction(f"{name}, from the distribution", n * q, lo, hi))
-    for name, w in ramps:
-        ps = [reforms.reform_probability(t.actual_ms, view.tolerance_ms, w) for t in trials]
+    for name, chance in view.chances():
+        ps = [chance(t.actual_ms) for t in trials]
         lo, hi = reforms.count_interval(ps, level)
         out.append(Prediction(f"{name}, from the stalls as applied", sum(ps), lo, hi))
     return out
@@ -224,7 +227,7 @@ def table(dist: LogNormalStalls, trials: Sequence[Trial], view: ModelView, level
     reformed = sum(1 for t in trials if t.memberships)
     lines = [
         f"stalls: log-normal, median {dist.median_ms:g} ms, sigma {dist.sigma:g}, cut at {dist.cap_ms:g} ms; "
-        f"model: tolerance {view.tolerance_ms:.0f} ms ({view.bound} bound)",
+        f"model: tolerance {view.tolerance_ms:.0f} ms ({view.bound} bound), P(s) {view.transition.describe()}",
         f"{n} stalls; {reformed} re-formed the ring ({sum(t.memberships for t in trials)} \"A new membership\" "
         f"lines, {sum(t.late for t in trials)} late); {sum(t.link_down for t in trials)} took a knet link down",
         "",
@@ -242,21 +245,25 @@ def table(dist: LogNormalStalls, trials: Sequence[Trial], view: ModelView, level
               f"width {width:.0f} ms; by stalled node: " + ", ".join(
                   "n{} {:.0f}/{:.0f} ms".format(i, *fit_ramp([t for t in trials if t.node == i]))
                   for i in range(1, NODES + 1) if any(t.node == i for t in trials)) + " (centre/width)."]
-    w0, w1 = view.ping_interval_ms, view.width_ms
-    lines += ["", f"| stall (as applied) | stalls | re-formed | fraction | ramp {w1:.0f} | ramp {w0:.0f} | step |",
+    lines += ["", "| stall (as applied) | stalls | re-formed | fraction | model P(s) | "
+              f"ramp {view.ramp_ms:.0f} | step |",
               "|---|---|---|---|---|---|---|"]
-    edges = [0, 200, 300, 400, 500, 550, 600, 650, 700, 750, 800, 900, 1000, 1200, 100_000]
-    for lo, hi in itertools.pairwise(edges):
+    chances = [c for _, c in view.chances()]
+    order = [chances[0], chances[2], chances[1]]
+    for lo, hi in itertools.pairwise(BIN_EDGES_MS):
         sel = [t for t in trials if lo <= t.actual_ms < hi]
         if not sel:
             continue
         got = sum(1 for t in sel if t.memberships)
-        cells = [sum(reforms.reform_probability(t.actual_ms, view.tolerance_ms, w) for t in sel) / len(sel)
-                 for w in (w1, w0, 0.0)]
+        cells = [sum(c(t.actual_ms) for t in sel) / len(sel) for c in order]
         label = f"{lo}-{hi} ms" if hi < 100_000 else f">= {lo} ms"
         lines.append(f"| {label} | {len(sel)} | {got} | {got / len(sel):.2f} | " + " | ".join(f"{c:.2f}" for c in cells)
                      + " |")
     return "\n".join(lines)
+
+
+BIN_EDGES_MS = (0, 200, 300, 400, 500, 550, 600, 650, 700, 750, 800, 900, 1000, 1200, 100_000)
+"""The stall-length bins of the tables (docs/validation.md)."""
 
 
 def fit_ramp(trials: Sequence[Trial]) -> tuple[float, float]:

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsyncprobe.ring import reforms
+from fsyncprobe.ring.transition import Transition
 from tests.ringrate import LogNormalStalls
 
 prob = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
@@ -100,11 +101,13 @@ def test_lognormal_stalls_predictions_match_their_draws() -> None:
     assert draws == dist.draw(40_000, seed=5)
     assert max(draws) == 1500
     assert sorted(draws)[20_000] == pytest.approx(550, rel=0.03)
-    for width in (0.0, 412.0):
-        drawn = sum(reforms.reform_probability(s, 619, width) for s in draws) / len(draws)
-        assert dist.p_reform(619, width) == pytest.approx(drawn, abs=0.01)
-    assert dist.p_reform(619) == pytest.approx(0.4225, abs=0.001)  # 1 - Phi(ln(619/550) / 0.6)
-    assert LogNormalStalls(550, 0.6, 600).p_reform(619) == 0.0
+    for chance in (Transition(619, 0, 0).probability, Transition(619, 600, 200).probability,
+                   lambda s: reforms.reform_probability(s, 619, 412)):
+        drawn = sum(chance(s) for s in draws) / len(draws)
+        assert dist.p_reform(chance) == pytest.approx(drawn, abs=0.01)
+    step = Transition(619, 0, 0).probability
+    assert dist.p_reform(step) == pytest.approx(0.4225, abs=0.001)  # 1 - Phi(ln(619/550) / 0.6)
+    assert LogNormalStalls(550, 0.6, 600).p_reform(step) == 0.0
 
 
 def test_knet_ramp_width_counts_whole_ticks() -> None:

@@ -64,13 +64,17 @@ def parse_latencies(values: tuple[str, ...]) -> list[float]:
                    "one (default 10).")
 @click.option("--tail-shape-max", type=click.FloatRange(min=0, max=0.9), default=None, metavar="XI",
               help="Largest generalised Pareto shape the stall tail may take (default 0: an exponential tail).")
+@click.option("--knet-heartbeat-tick-ms", type=click.FloatRange(min=0, max=10_000), default=None, metavar="MS",
+              help="libknet's heartbeat tick: pings and pong timeouts happen only on it, which spreads the stall "
+                   "length that re-forms the ring (default 200, libknet's threads_timer_res).")
 @output_options((Format.TABLE, Format.JSON, Format.MARKDOWN))
 @handle_errors
 def model(
     from_reports: tuple[str, ...], latency_ms: tuple[str, ...], nodes: int | None, token_ms: float | None,
     token_coefficient_ms: float | None, conf_path: str | None, no_corosync_conf: bool, no_live_ring: bool,
     network_latency_ms: float | None, jitter_ms: float | None, coupling: float | None, target_years: float,
-    max_extrapolation: float | None, tail_shape_max: float | None, fmt: str | None, as_json: bool, output: str,
+    max_extrapolation: float | None, tail_shape_max: float | None, knet_heartbeat_tick_ms: float | None,
+    fmt: str | None, as_json: bool, output: str,
     quiet: bool, no_progress: bool,
 ) -> None:
     """Token-ring model: stall tolerance, false-loss rate, safe token, max cluster size, HA ceiling.
@@ -85,7 +89,7 @@ def model(
         nodes=nodes, token_ms=token_ms, token_coefficient_ms=token_coefficient_ms, conf_path=conf_path,
         read_conf=not no_corosync_conf, coupling=coupling, network_latency_ms=network_latency_ms,
         jitter_ms=jitter_ms, target_years=target_years, max_extrapolation=max_extrapolation,
-        tail_shape_max=tail_shape_max, live_ring=not no_live_ring,
+        tail_shape_max=tail_shape_max, live_ring=not no_live_ring, knet_heartbeat_tick_ms=knet_heartbeat_tick_ms,
     )
     with feedback(quiet, no_progress) as fb:
         report = pipeline.model(from_reports, parse_latencies(latency_ms) if latency_ms else (), ring, fb)

@@ -25,7 +25,10 @@ What the model says, step by step:
    `coupling x sync latency`. Beyond the data, a generalised Pareto tail fitted to the largest
    samples (probability-weighted moments, Hosking & Wallis 1987), never lighter than exponential,
    with a seeded bootstrap confidence interval.
-5. Nodes independent: the cluster's false-membership rate is the sum of the nodes' rates.
+5. From the tolerance to a rate: a stall of s re-forms the ring with a chance P(s) that rises from
+   0 to 1 around the tolerance (the knet ping period and heartbeat tick: `reform_transition`,
+   `fsyncprobe.ring.transition`); a node's false-loss rate is its stall rate averaged over it.
+   Nodes independent: the cluster's false-membership rate is the sum of the nodes' rates.
 6. Outputs: false losses per year, the minimum safe effective token (target: one false loss per
    `target_years_per_false_loss` per cluster), the largest safe N, and the HA ceiling
    (T + consensus + sync + LRM loop + lock retry + p99.9 commit under the 60 s watchdog).
@@ -33,6 +36,7 @@ What the model says, step by step:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -40,6 +44,7 @@ from dataclasses import dataclass, replace
 from fsyncprobe.ring import corosync
 from fsyncprobe.ring.inputs import NodeDistribution
 from fsyncprobe.ring.tail import CI_LEVEL, TAIL_FRACTION, TAIL_MIN_EXCEEDANCES, XI_MAX_DEFAULT, StallRate
+from fsyncprobe.ring.transition import Transition, knet_ping_period_ms, step
 from fsyncprobe.ring.types import Assumption, Evidence, HaCeiling, ModelReport, NodeModel, RingAnswers, TimerBound
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram
@@ -130,6 +135,14 @@ class ModelParams:
     value_sources: tuple[tuple[str, str], ...] = ()
     """(assumption name, where its value came from) for values given on the command line or read
     from the live ring; these labels replace the default ones in `ModelReport.assumptions`."""
+    knet_heartbeat_tick_ms: float = 200.0
+    """libknet's heartbeat tick (`threads_timer_res`, libknet.h KNET_THREADS_TIMER_RES; corosync
+    does not change it): pings leave and pong timeouts are checked only on it, which spreads the
+    stall that re-forms the ring (`reform_transition`; `--knet-heartbeat-tick-ms`)."""
+    reform_step: bool = False
+    """Count only the stalls beyond the stall tolerance (the tolerance as a step), as the model did
+    before the transition: for comparison; it predicted 10-16 % too few membership changes on real
+    rings (docs/validation.md)."""
 
 
 # --- Stall tolerance -------------------------------------------------------------------------
@@ -207,6 +220,23 @@ def stall_bounds(timers: corosync.TotemTimers, rotation: float, link_rtt_ms: flo
     return tuple(sorted(out, key=lambda b: b.stall_ms))
 
 
+def reform_transition(params: ModelParams, timers: corosync.TotemTimers, tol_ms: float,
+                      bounds: Sequence[TimerBound]) -> Transition:
+    """P(s), the chance that a stall of s ms re-forms the ring (`fsyncprobe.ring.transition`):
+    centred on the stall tolerance; spread by the ping period on the heartbeat tick and the tick
+    itself when the knet link is the clock that bites, a step otherwise (the token timer runs from
+    the token's last pass, which the rotation, milliseconds, barely spreads)."""
+    if params.reform_step or timers.knet_ping_interval_ms is None or bounds[0].name != "knet link":
+        return step(tol_ms)
+    tick = max(params.knet_heartbeat_tick_ms, 0.0)
+    return Transition(tol_ms, knet_ping_period_ms(timers.knet_ping_interval_ms, tick), tick)
+
+
+def report_transition(params: ModelParams, report: ModelReport) -> Transition:
+    """The transition `run_model(..., params)` used for `report`."""
+    return reform_transition(params, _timers(params, report.nodes), report.stall_tolerance_ms, report.stall_bounds)
+
+
 def _saved(h: SavedHistogram | Histogram | None) -> SavedHistogram | None:
     return SavedHistogram.of(h) if isinstance(h, Histogram) else h
 
@@ -242,6 +272,12 @@ class _NodeRates:
     def upper(self, x_ns: float) -> float:
         """The conservative end of the rate: the worse mechanism's upper interval end."""
         return max((p.upper(x_ns) for p in self.parts), default=0.0)
+
+    def reforms(self, tr: Transition, upper: bool = False) -> float:
+        """Membership changes per second this node's stalls cause: the stall rate (or its upper
+        end) averaged over the thresholds of `tr` (`Transition.mean`)."""
+        f = self.upper if upper else self.rate
+        return tr.mean(lambda t_ms: f(t_ms * 1e6))
 
     def observed_s(self) -> float:
         """Seconds of data behind the rate (the shortest of its mechanisms')."""
@@ -295,13 +331,29 @@ def _ring_delays(rates: Sequence[_NodeRates], n: int) -> list[float]:
     return (delays + [worst] * n)[:n]
 
 
-def _cluster_rate(rates: Sequence[_NodeRates], n: int, x_ns: float, upper: bool = False) -> float:
-    """False losses per second of an n-node ring: the nodes' rates (or their upper ends) summed,
-    members beyond the measured ones like the worst measured."""
-    per = sorted((r.upper(x_ns) if upper else r.rate(x_ns) for r in rates), reverse=True)
+def _cluster_rate(rates: Sequence[_NodeRates], n: int, tr: Transition, upper: bool = False) -> float:
+    """False losses per second of an n-node ring: the nodes' rates (or their upper ends) over the
+    transition `tr`, summed, members beyond the measured ones like the worst measured."""
+    per = sorted((r.reforms(tr, upper) for r in rates), reverse=True)
     if not per:
         return 0.0
     return sum(per[:n]) + per[0] * max(n - len(per), 0)
+
+
+def _interval_low(part: StallRate, t_ms: float) -> float:
+    return part.interval(t_ms * 1e6)[0]
+
+
+def _rate_with_shape(part: StallRate, xi: float, t_ms: float) -> float:
+    return part.rate_with_shape(t_ms * 1e6, xi)
+
+
+def _ring_rate_upper(params: ModelParams, rates: Sequence[_NodeRates], ring: int, t: corosync.TotemTimers) -> float:
+    """The conservative end of the false-loss rate of a `ring`-node ring with timers `t`."""
+    r = rotation_ms(t, params, _ring_delays(rates, ring))
+    bounds = stall_bounds(t, r, _rtt(params))
+    tol = params.stall_tolerance_ms if params.stall_tolerance_ms is not None else bounds[0].stall_ms
+    return _cluster_rate(rates, ring, reform_transition(params, t, tol, bounds), upper=True)
 
 
 def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelReport:
@@ -322,7 +374,8 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     bounds = stall_bounds(timers, rot, _rtt(params))
     bound_by = "given" if params.stall_tolerance_ms is not None else bounds[0].name
     x_ns = tol_ms * 1e6
-    per_year = _cluster_rate(rates, n, x_ns) * SECONDS_PER_YEAR
+    tr = reform_transition(params, timers, tol_ms, bounds)
+    per_year = _cluster_rate(rates, n, tr) * SECONDS_PER_YEAR
     target_rate = 1.0 / params.target_years_per_false_loss
 
     node_models: list[NodeModel] = []
@@ -332,11 +385,11 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
         if w is not None:
             # the upper end the recommendations use: the worse mechanism's, which need not be the
             # mechanism with the worse point estimate
-            lo, hi = w.interval(x_ns)[0], r.upper(x_ns)
+            lo, hi = tr.mean(functools.partial(_interval_low, w)), r.reforms(tr, upper=True)
         node_models.append(NodeModel(
             hostname=r.hostname, assumed=False, tail=w.describe() if w else None,
             stalls_over_tolerance=w.count_above(x_ns) if w else 0,
-            false_losses_per_year=r.rate(x_ns) * SECONDS_PER_YEAR,
+            false_losses_per_year=r.reforms(tr) * SECONDS_PER_YEAR,
             false_losses_per_year_low=lo * SECONDS_PER_YEAR, false_losses_per_year_high=hi * SECONDS_PER_YEAR,
             extrapolated=w is not None and w.extrapolated(x_ns),
         ))
@@ -358,8 +411,7 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     # Every recommendation meets the target at the conservative end of the interval.
     def safe_at(eff_token: int, ring: int) -> bool:
         t = _timers_effective(params, ring, eff_token)
-        tol, _ = _tolerance(params, t, _ring_delays(rates, ring))
-        return _cluster_rate(rates, ring, tol * 1e6, upper=True) * SECONDS_PER_YEAR <= target_rate
+        return _ring_rate_upper(params, rates, ring, t) * SECONDS_PER_YEAR <= target_rate
 
     min_token = _min_effective_token(lambda t: safe_at(t, n))
     coeff_ms = float(_coefficient(params))
@@ -372,8 +424,7 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
         t = _timers(params, ring)
         if not _ha_ceiling(params, t, nodes).ok:
             return False
-        tol, _ = _tolerance(params, t, _ring_delays(rates, ring))
-        return _cluster_rate(rates, ring, tol * 1e6, upper=True) * SECONDS_PER_YEAR <= target_rate
+        return _ring_rate_upper(params, rates, ring, t) * SECONDS_PER_YEAR <= target_rate
 
     max_nodes = 1
     for ring in range(2, MAX_NODES_SEARCHED + 1):
@@ -387,7 +438,8 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
     for r in rates:
         for part in r.parts:
             if part.fitted and part.xi_estimate > max(HEAVY_TAIL_WARN, params.tail_shape_max):
-                heavy = part.rate_with_shape(x_ns, part.xi_estimate) * SECONDS_PER_YEAR
+                xi = part.xi_estimate
+                heavy = tr.mean(functools.partial(_rate_with_shape, part, xi)) * SECONDS_PER_YEAR
                 if heavy <= target_rate or per_year > target_rate:
                     continue  # the heavier tail changes no finding: within the target, or already over it
                 warnings.append(
@@ -426,7 +478,7 @@ def run_model(nodes: Sequence[NodeDistribution], params: ModelParams) -> ModelRe
         target_years_per_false_loss=params.target_years_per_false_loss,
         min_safe_token_ms=None if min_token is None else float(min_token), min_safe_token_setting_ms=setting,
         max_safe_nodes=max_nodes, ha_ceiling=ha, node_models=tuple(node_models), bottleneck_node=bottleneck,
-        assumptions=_assumptions(params, timers, n, len(nodes)), warnings=tuple(warnings), answers=answers,
+        assumptions=_assumptions(params, timers, n, len(nodes), tr), warnings=tuple(warnings), answers=answers,
     )
 
 
@@ -581,7 +633,8 @@ def _ha_ceiling(params: ModelParams, timers: corosync.TotemTimers, nodes: Sequen
     )
 
 
-def _assumptions(params: ModelParams, t: corosync.TotemTimers, n: int, measured: int) -> tuple[Assumption, ...]:
+def _assumptions(params: ModelParams, t: corosync.TotemTimers, n: int, measured: int,
+                 tr: Transition) -> tuple[Assumption, ...]:
     conf = f" ({params.conf_source})" if params.conf_source else ""
     cfg = "totemconfig.c"
 
@@ -614,7 +667,17 @@ def _assumptions(params: ModelParams, t: corosync.TotemTimers, n: int, measured:
                        src(params.knet_ping_timeout_ms, f"T / knet_pong_count ({cfg}, corosync.conf(5))")),
             Assumption("knet_pong_count", str(t.knet_pong_count), "",
                        src(params.knet_pong_count, f"2 ({cfg} KNET_PONG_COUNT)")),
+            Assumption("knet heartbeat tick", f"{params.knet_heartbeat_tick_ms:g}", "ms",
+                       "libknet threads_timer_res (libknet.h KNET_THREADS_TIMER_RES; corosync keeps it): pings "
+                       "leave and pong timeouts are checked only on it (--knet-heartbeat-tick-ms)"),
         ]
+    a.append(Assumption(
+        "re-formation transition", tr.describe(), "",
+        "the tolerance as a step (given)" if params.reform_step else
+        "chance that a stall of s re-forms the ring: the last pong's age (uniform over the ping period on the "
+        "tick) convolved with where the timeout is noticed (uniform over one tick), libknet threads_heartbeat.c "
+        "send_ping; the rate is the stall rate averaged over it (docs/model.md)"
+        if tr.upper_ms > tr.lower_ms else "a step: the token timer, not the knet link, is the clock that bites"))
     a += [
         Assumption("network_latency", f"{params.network_latency_ms:g}", "ms",
                    "one-way per hop (a LAN unless --network-latency-ms)"),

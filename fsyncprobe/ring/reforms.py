@@ -1,18 +1,12 @@
 """How many membership changes a series of stalls of one node should cause, by the model, and how
 far a real count may lie from that by chance alone (issue 17: the end-to-end check of the rate).
 
-Pure: no I/O, no clock, no printing. `fsyncprobe.ring.model` gives the stall tolerance as one
-figure, the median stall that re-forms the ring. Width 0 is that threshold used as a step, which
-is what the model's false-loss rate does (it counts the stalls longer than the tolerance). The
-knet-link bound is derived from a phase (the age of the last pong when the stall begins: see
-`model.stall_bounds`), so the same mechanism gives the chance for any stall length, a ramp
-centred on the tolerance. Its width is where the heartbeat tick matters (`knet_ramp_width_ms`):
-libknet sends pings and checks pong timeouts only on its heartbeat thread's tick, so the pings
-leave a whole number of ticks apart (the last pong's age is spread over that period) and the
-timeout is noticed up to one tick late; the two shift the median in opposite directions (the
-model leaves both out there) but both widen the ramp. On real rings a ramp of one ping interval
-(412 ms at T = 1650 ms) was too narrow and the tick-based 800 ms fitted (docs/validation.md,
-"Rate of membership changes").
+Pure: no I/O, no clock, no printing. The model's own chance that a stall re-forms the ring is
+`fsyncprobe.ring.transition` (what its false-loss rate uses). Kept here for comparison: the
+stall tolerance as a step (width 0: what the model's rate did before, counting the stalls
+longer than the tolerance) and the linear ramp the first long runs were compared with, one ping
+period plus one heartbeat tick wide (`knet_ramp_width_ms`; docs/validation.md, "Rate of
+membership changes").
 
 Each stall re-forms the ring or not, independently, with its own probability, so the count is a
 Poisson-binomial variable; with stall lengths drawn from a distribution instead of known, every

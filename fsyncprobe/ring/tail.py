@@ -13,6 +13,7 @@ construction, not a hope about a bootstrap, and it is what the property tests ch
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 
@@ -129,6 +130,12 @@ class StallRate:
         # (value in ns, count), largest first; values are bucket midpoints (within 0.4 %).
         pairs = sorted(((bucket_value(i) * scale, c) for i, c in hist.buckets if c > 0), reverse=True)
         self.pairs = pairs
+        self._ascending = [v for v, _ in reversed(pairs)]
+        above_each = [0]
+        for _, c in pairs:  # largest first: above_each[j] = samples in the j largest values
+            above_each.append(above_each[-1] + c)
+        # _above[i] = samples whose value is above the i smallest values
+        self._above = list(reversed(above_each))
         self.total = sum(c for _, c in pairs)
         # Whole buckets from the top while fewer than TAIL_FRACTION of the samples lie above;
         # the threshold u is the next bucket down (0 when every sample is in).
@@ -156,7 +163,9 @@ class StallRate:
 
     def count_above(self, x_ns: float) -> int:
         """Measured samples longer than x."""
-        return sum(c for v, c in self.pairs if v > x_ns)
+        # by bisection over the values ascending: the rate is averaged over a transition
+        # (ring/transition.py), so it is asked at many x
+        return self._above[bisect.bisect_right(self._ascending, x_ns)]
 
     def _tail(self, x_ns: float, k: float, xi: float, sigma: float) -> float:
         return k / self.measured_s * _survival(max(x_ns - self.u, 0.0), xi, sigma)
