@@ -225,7 +225,8 @@ def test_two_runs_of_one_workload_are_told_apart_by_name(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("old", "new", "expect"),
     [
-        ('name = "isolated"\n', "", ["workload[1].workload", "'overwrite' is already in this profile", "unique `name`"]),
+        ('name = "isolated"\n', "", ["workload[1].workload", "'overwrite' is already in this profile",
+                                    "unique `name`"]),
         ('name = "isolated"', 'name = "overwrite"', ["workload[1].name", "line 7", "already in this profile"]),
         ('name = "isolated"', 'name = "bad name!"', ["workload[1].name", "letters, digits"]),
         ('workload = "isolated"', 'workload = "isolatd"', ["threshold[1].workload", "'isolatd' names no",
