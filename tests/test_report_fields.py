@@ -9,7 +9,8 @@ value that is null on one side (a model not run, a probe not available) matches 
 comparison holds on any machine while still catching a field added, renamed or dropped.
 
 Fields added since, on purpose, are in the recorded files too, so the comparison stays exact:
-`model.answers` (issue 17).
+`model.answers` (issue 17); `benches[].probe_windows`, `benches[].timeline[].measured_ns` and
+`benches[].sched_probe.windows` (issue 16: the probe's quiet and probe windows).
 """
 
 from __future__ import annotations

@@ -30,7 +30,15 @@ from fsyncprobe.measure import blockstats, safety, workloads
 from fsyncprobe.measure.failures import as_measure_error
 from fsyncprobe.measure.loop import ProgressCallback, Recorder, run_phase
 from fsyncprobe.measure.ringid import RingIdProbe, RingIdSite, RingIdTarget
-from fsyncprobe.measure.types import BenchParams, BenchResult, RingIdStoreResult, SchedProbeResult, StallSummary
+from fsyncprobe.measure.types import (
+    BenchParams,
+    BenchResult,
+    ProbeWindows,
+    RingIdStoreResult,
+    SchedProbeResult,
+    StallSummary,
+)
+from fsyncprobe.measure.windows import WindowedRecorder
 from fsyncprobe.signals import signals_ignored, sigterm_raises
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_size
@@ -187,6 +195,8 @@ def run_bench(
                         prepared.begin_measure()
                     if sched_probe:
                         probe = _start_sched_probe()
+                        # The probe starts paused: the windows resume it (fsyncprobe.measure.windows).
+                        loop = WindowedRecorder(params.stall_threshold_ns, probe)
                     if ring_id is not None:
                         rid = _start_ring_id(ring_id, rid_notes)
                     before = blockstats.read_counters([d.name for d in devices])
@@ -267,7 +277,7 @@ def _name_leftover(tmpdir: str) -> None:
 def _start_sched_probe() -> SchedProbe:
     from fsyncprobe.measure.schedprobe import SchedProbe  # its own process; loaded only when asked for
 
-    probe = SchedProbe()
+    probe = SchedProbe(start_paused=True)
     probe.__enter__()
     probe.start()
     return probe
@@ -351,14 +361,25 @@ def _result(
     extra_notes: list[str] | None = None,
 ) -> BenchResult:
     loop.close(elapsed_ns)
+    windows: ProbeWindows | None = None
+    timeline = tuple(loop.timeline)
+    if isinstance(loop, WindowedRecorder):
+        # The headline figures are the quiet windows' (fsyncprobe.measure.windows).
+        windows = loop.summary()
+        elapsed_ns = windows.quiet_ns
+        timeline = loop.quiet_timeline()
+        if probe_result is not None and probe_result.lateness.count == 0:
+            probe_result = None  # no probe window (a run shorter than one quiet window)
     after = blockstats.read_counters([d.name for d in devices])
     writes = blockstats.deltas(devices, before, after)
     notes = list(prepared.notes) if prepared else []
     notes += _notes_for_fstype(fstype)
-    notes += blockstats.flush_notes(writes, loop.ops)
+    notes += blockstats.flush_notes(writes, loop.ops + (windows.beside_probe_ops if windows is not None else 0))
     notes += extra_notes or []
     if ring_id is not None and ring_id.note:
         notes.append(f"ring-id write: {ring_id.note}")
+    if windows is not None and windows.note:
+        notes.append(windows.note)
     return BenchResult(
         params=params,
         mountpoint=mountpoint,
@@ -368,7 +389,7 @@ def _result(
         ops_per_s=loop.ops * 1e9 / elapsed_ns if elapsed_ns > 0 else 0.0,
         latency=summarize(loop.hist),
         histogram=SavedHistogram.of(loop.hist),
-        timeline=tuple(loop.timeline),
+        timeline=timeline,
         stalls=StallSummary(
             threshold_ns=params.stall_threshold_ns, count=loop.stalls, longest_ns=loop.hist.max_value
         ),
@@ -379,6 +400,7 @@ def _result(
         notes=tuple(notes),
         sched_probe=probe_result,
         ring_id_store=ring_id,
+        probe_windows=windows,
     )
 
 

@@ -180,6 +180,11 @@ def render(report: Report) -> str:
                       "1 when queue/write_cache says write back (flushes needed), 0 for write through.",
                       int(w.write_cache == "write back"), (*_bench_labels(b), ("device", w.device), ("role", w.role)))
     for b in report.benches:
+        pw = b.probe_windows
+        if pw is not None and pw.probe_ns > 0:
+            f.add("fsyncprobe_sync_beside_probe_ops_per_second", "gauge",
+                  "Sync-write operations per second in the probe windows (not in the headline rate).",
+                  pw.beside_probe_ops_per_s, _bench_labels(b))
         sp = b.sched_probe
         if sp is not None:
             for q, ns in (("0.99", sp.lateness.p99_ns), ("1", sp.lateness.max_ns)):
