@@ -10,6 +10,7 @@ still has samples and reaches the ring model.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from array import array
@@ -19,10 +20,11 @@ import pytest
 
 from fsyncprobe import pipeline
 from fsyncprobe.measure.schedprobe import SchedProbe
-from fsyncprobe.measure.types import BenchParams, SyncMethod, Window, WindowKind, Workload
+from fsyncprobe.measure.types import BenchParams, SyncMethod, TimelineSecond, Window, WindowKind, Workload
 from fsyncprobe.measure.windows import WindowedRecorder, WindowPlan, quiet_ns_by_second
+from fsyncprobe.render import rows
 from fsyncprobe.ring.inputs import node_from_benches
-from tests import realfs
+from tests import factories, realfs
 
 MS = 1_000_000
 Q, P = WindowKind.QUIET, WindowKind.PROBE
@@ -103,7 +105,7 @@ def test_samples_go_to_the_window_they_were_taken_in() -> None:
     assert w[1].probe_from_ns == 850 * MS and w[1].probe_to_ns == 1002 * MS - 1
     assert rec.quiet_ns() == 800 * MS + 148 * MS
     s = rec.summary()
-    assert (s.quiet_windows, s.probe_windows, s.beside_probe_ops) == (2, 1, 3)
+    assert (s.quiet_windows, s.probe_windows, s.beside_probe_ops, s.run_ns) == (2, 1, 3, 1150 * MS)
     assert s.beside_probe_ops_per_s == pytest.approx(3 / 0.2)
     timeline = rec.quiet_timeline()
     assert [(x.second, x.ops, x.measured_ns) for x in timeline] == [(0, 16, 800 * MS), (1, 1, 148 * MS)]
@@ -113,7 +115,7 @@ def test_a_switch_at_the_deadline_is_not_part_of_the_run() -> None:
     rec, clock, switch = _recorder(pause_ns=3 * MS)
     for t in (400, 800, 900):
         _fold_at(rec, clock, t, [100])
-    _fold_at(rec, clock, 1000, [100])  # the last fold, at the deadline, pauses the probe
+    _fold_at(rec, clock, 1001, [100])  # the last fold, just after the deadline, pauses the probe
     rec.close(1000 * MS)
     assert [c for c, _ in switch.calls] == ["resume", "pause"]
     assert [x.kind for x in rec.windows] == [Q, P]
@@ -201,6 +203,7 @@ def test_headline_samples_were_taken_while_the_probe_was_stopped(ext4: realfs.Lo
     assert b.ops == sum(x.ops for x in quiet) == b.latency.count > 0
     assert w.beside_probe_ops == sum(x.ops for x in probe) == w.beside_probe_latency.count > 0
     assert b.elapsed_ns == w.quiet_ns == sum(x.end_ns - x.start_ns for x in quiet)
+    assert w.run_ns == w.quiet_ns + w.probe_ns + w.switch_ns >= 2_300_000_000
     assert b.ops_per_s == pytest.approx(b.ops * 1e9 / b.elapsed_ns)
     assert sum(s.ops for s in b.timeline) == b.ops
     assert sum(s.measured_ns or 0 for s in b.timeline) == pytest.approx(w.quiet_ns, abs=1000)
@@ -220,3 +223,15 @@ def test_no_sched_probe_has_no_windows(tmp_path: Path) -> None:
     b = pipeline.bench(params, sched_probe=False, ring_id=pipeline.RingIdOptions(enabled=False)).benches[0]
     assert b.probe_windows is None and b.sched_probe is None
     assert all(s.measured_ns is None for s in b.timeline)
+
+
+def test_sparkline_draws_each_seconds_quiet_rate() -> None:
+    # A second with half its time quiet and half the operations has the same rate as a full one.
+    seconds = (TimelineSecond(0, 800, 1, 800 * MS), TimelineSecond(1, 400, 1, 400 * MS),
+               TimelineSecond(2, 200, 1, 800 * MS))
+    rec = _recorder()[0]
+    rec.close(3_050 * MS)
+    # The figures cover 2 s of quiet time, but the run had three whole seconds: all three are drawn.
+    b = dataclasses.replace(factories.bench(seconds=3.0), timeline=seconds, elapsed_ns=2_000 * MS,
+                            probe_windows=rec.summary())
+    assert rows.timeline_line(b) == "██▂"

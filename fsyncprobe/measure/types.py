@@ -173,6 +173,8 @@ class ProbeWindows:
     """Planned length of a quiet window."""
     probe_window_ns: int
     """Planned length of a probe window (the two alternate, quiet first)."""
+    run_ns: int
+    """Wall time of the whole measured run: the quiet and probe windows and the switches."""
     quiet_windows: int
     """Quiet windows in the run."""
     quiet_ns: int

@@ -87,6 +87,8 @@ class WindowedRecorder(Recorder):
         self._since: int | None = None  # when the open window started (None: at start_ns)
         self._ops_at_open = 0
         self._last_switch_ns = 0
+        self.run_ns = 0
+        """Wall time of the run (set by `close`)."""
 
     def fold(self, batch: array, second: int, close_seconds_before: int) -> None:
         """Account the batch to the open window, then switch when the plan says so."""
@@ -137,11 +139,14 @@ class WindowedRecorder(Recorder):
 
     def close(self, elapsed_ns: int) -> None:
         """Close the last window at the end of the run and both timelines."""
+        self.run_ns = elapsed_ns
         end = self.start_ns + elapsed_ns
         if self._since is not None and self._since >= end:
             # The fold at the deadline switched after the last operation: that switch and the
             # window it opened are not part of the run.
             self.switch_ns -= self._last_switch_ns
+            if self.windows and self.windows[-1].end_ns > elapsed_ns:
+                self.windows[-1] = replace(self.windows[-1], end_ns=elapsed_ns)
         else:
             self._close_window(end)
         super().close(elapsed_ns)
@@ -158,7 +163,7 @@ class WindowedRecorder(Recorder):
         probe = [w for w in self.windows if w.kind is WindowKind.PROBE]
         probe_ns = sum(w.end_ns - w.start_ns for w in probe)
         return ProbeWindows(
-            quiet_window_ns=self.plan.quiet_ns, probe_window_ns=self.plan.probe_ns,
+            quiet_window_ns=self.plan.quiet_ns, probe_window_ns=self.plan.probe_ns, run_ns=self.run_ns,
             quiet_windows=len(quiet), quiet_ns=self.quiet_ns(), probe_windows=len(probe), probe_ns=probe_ns,
             switch_ns=self.switch_ns, beside_probe_ops=self.beside.ops,
             beside_probe_ops_per_s=self.beside.ops * 1e9 / probe_ns if probe_ns > 0 else 0.0,

@@ -44,7 +44,7 @@ def latency_rows(lat: LatencySummary) -> list[tuple[str, str]]:
 def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
     """(label, value) rows for one measured workload."""
     w = b.probe_windows
-    quiet = " in the quiet windows" if w is not None else ""
+    quiet = f" in the quiet windows of {w.run_ns / 1e9:.2f} s" if w is not None else ""
     rows = [
         ("rate", f"{b.ops_per_s:,.1f} ops/s"),
         ("operations", f"{b.ops:,} in {b.elapsed_ns / 1e9:.2f} s{quiet} (+{b.warmup_ops:,} warm-up)"),
@@ -106,12 +106,14 @@ def timeline_line(b: BenchResult, width: int = 60) -> str:
     marks = " ▁▂▃▄▅▆▇█"
     # The last second is usually cut short by the end of the run; drawing its low count would
     # show a dip that never happened, so only whole seconds are drawn.
-    whole = int(b.elapsed_ns // 1_000_000_000)
+    run_ns = b.probe_windows.run_ns if b.probe_windows is not None else b.elapsed_ns  # wall time, probe windows too
+    whole = int(run_ns // 1_000_000_000)
     secs = (b.timeline[:whole] if whole else b.timeline)[-width:]
     if not secs:
         return ""
     # With the probe's windows a second's figures cover only its quiet part (`measured_ns`).
-    rates = [s.ops / s.measured_ns if s.measured_ns else 0.0 if s.measured_ns == 0 else float(s.ops) for s in secs]
+    rates = [float(s.ops) if s.measured_ns is None else s.ops / s.measured_ns if s.measured_ns else 0.0
+             for s in secs]
     top = max(rates) or 1
     return "".join(marks[min(8, round(r * 8 / top))] for r in rates)
 
