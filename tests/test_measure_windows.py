@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 from array import array
 from pathlib import Path
@@ -235,3 +236,22 @@ def test_sparkline_draws_each_seconds_quiet_rate() -> None:
     b = dataclasses.replace(factories.bench(seconds=3.0), timeline=seconds, elapsed_ns=2_000 * MS,
                             probe_windows=rec.summary())
     assert rows.timeline_line(b) == "██▂"
+
+
+def test_a_probe_that_does_not_answer_is_given_up_on_and_still_reports() -> None:
+    with SchedProbe(start_paused=True, pause_timeout_s=0.3) as p:
+        p.start()
+        assert p.pid is not None
+        p.resume()
+        time.sleep(0.1)
+        os.kill(p.pid, signal.SIGSTOP)  # kept off the CPU longer than the pause may take
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(OSError, match="did not answer"):
+                p.pause()
+            assert time.monotonic() - t0 < 2
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
+        r = p.stop()  # its late answer to the pause is skipped; the result follows
+    assert r is not None and r.lateness.count > 10
+    assert r.lateness.max_ns > 0.25e9  # the stop it went through, measured as a stall

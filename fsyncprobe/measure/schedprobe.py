@@ -74,16 +74,24 @@ def _child(interval_ns: int, start_paused: bool = False) -> int:
     return 0
 
 
+PAUSE_TIMEOUT_S = 30.0
+"""How long `pause` waits for the probe's answer. The probe answers after the sleep in progress, so
+normally within a few ms; a probe kept off the CPU answers late by the stall it is measuring (4.9 s
+in corosync issue 520), and one stuck longer than this is given up on rather than hang the run."""
+
+
 class SchedProbe:
     """Runs the probe process beside a workload: `start()`, work, `stop()` -> the result.
 
     Use as a context manager so the process is reaped on every path.
     """
 
-    def __init__(self, interval_ns: int = DEFAULT_INTERVAL_NS, start_paused: bool = False) -> None:
+    def __init__(self, interval_ns: int = DEFAULT_INTERVAL_NS, start_paused: bool = False,
+                 pause_timeout_s: float = PAUSE_TIMEOUT_S) -> None:
         """`start_paused`: the process measures nothing until the first `resume()` (the engine's
         probe windows); otherwise it measures from `start()` on."""
         self.interval_ns = interval_ns
+        self.pause_timeout_s = pause_timeout_s
         args = ["fsyncprobe.measure.schedprobe", str(interval_ns)] + (["paused"] if start_paused else [])
         self._side = SideProcess("scheduling probe", args, exit_timeout_s=2)
 
@@ -106,9 +114,9 @@ class SchedProbe:
         """Stop the probe's sampling and return once it has (after the sleep in progress): from
         then on it sets no timer and does not run until `resume`. Returns the monotonic times
         (ns, the same clock in every process) at which the window just ended had begun and ended
-        in the probe. OSError: the probe died."""
+        in the probe. OSError: the probe died or did not answer within `pause_timeout_s`."""
         self._side.send("pause")
-        got = self._side.expect("paused")
+        got = self._side.expect("paused", self.pause_timeout_s)
         return int(got["active_from_ns"]), int(got["active_to_ns"])
 
     def resume(self) -> None:

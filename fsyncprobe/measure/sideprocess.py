@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -163,9 +164,17 @@ class SideProcess:
         except (BrokenPipeError, ValueError):
             raise OSError(f"the {self.what} exited early") from None
 
-    def expect(self, key: str) -> dict[str, Any]:
-        """Read the child's next line and check it says `key` (OSError: it died or said otherwise)."""
+    def expect(self, key: str, timeout_s: float) -> dict[str, Any]:
+        """Read the child's next line and check it says `key` (OSError: it died, said otherwise,
+        or said nothing within `timeout_s`: a child stuck that long is given up on, and a late
+        answer is skipped by `finish`)."""
         proc = self._proc
+        if proc is not None and proc.stdout is not None:
+            # Each request gets exactly one line, so nothing is left buffered between them and the
+            # pipe itself says whether the answer is there.
+            ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+            if not ready:
+                raise OSError(f"the {self.what} did not answer {key!r} within {timeout_s:g} s")
         got = self._readline(proc.stdout if proc is not None else None)
         if not got.get(key):
             raise OSError(f"the {self.what} did not answer {key!r}")
@@ -179,6 +188,8 @@ class SideProcess:
         proc.stdin.close()
         try:
             data = self._readline(proc.stdout)
+            while "buckets" not in data:  # a late answer to a control line (`expect` gave up on it)
+                data = self._readline(proc.stdout)
         except OSError:
             return None
         hist = Histogram.from_sparse([tuple(b) for b in data["buckets"]], total_sum=data["sum_ns"],
