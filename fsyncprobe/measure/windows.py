@@ -34,7 +34,8 @@ QUIET_WINDOW_NS = 800_000_000
 """A quiet window: most of the time goes to the headline figures."""
 PROBE_WINDOW_NS = 200_000_000
 """A probe window: about 100 wake-ups of the 2 ms probe each, 20 % of the run. Windows are cut at
-the loop's 100 ms folds, so they come out a little longer than planned, never shorter."""
+the loop's folds (every 100 ms, or after an operation slower than that), so their lengths vary
+around the plan; the plan's grid, counted from the start of the run, does not drift."""
 SECOND_NS = 1_000_000_000
 
 
