@@ -89,6 +89,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -112,6 +113,8 @@ WAKER_CMD: list[str] | None = None
 without a C compiler the Python sleeper `_WAKER_CODE`); None without --waker."""
 FSYNCPROBE_TREE = REPO
 """--fsyncprobe-tree: the checkout whose fsyncprobe runs (`python -m fsyncprobe` from there)."""
+FSYNCPROBE_EXTRA: list[str] = []
+"""--fsyncprobe-args: more options for every `fsyncprobe bench` run (e.g. --no-ring-id)."""
 WAKER_FIO = False
 """--waker-fio: the waker runs beside fio too (fio's parent process is a 10 ms waker of its own)."""
 WAKER_C = os.path.join(REPO, "bench", "waker.c")
@@ -216,7 +219,7 @@ def fsyncprobe(directory: str, workload: str, sync: str, block: str, file_size: 
            "-b", block, "--file-size", file_size, "--warmup", warmup,
            "--json", "--no-progress"] + ([] if sched_probe else ["--no-sched-probe"])
     cmd += ["--ops", str(ops)] if ops is not None else ["--duration", duration or "5s"]
-    bench = json.loads(run(cmd, cwd=FSYNCPROBE_TREE))["benches"][0]
+    bench = json.loads(run(cmd + FSYNCPROBE_EXTRA, cwd=FSYNCPROBE_TREE))["benches"][0]
     lat = bench["latency"]
     extra = {}
     windows = bench.get("probe_windows")
@@ -679,6 +682,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fsyncprobe-tree", metavar="DIR", default=REPO,
                         help="run fsyncprobe from this checkout (default: this one), e.g. an older commit "
                         "exported with `git archive COMMIT | tar -x -C DIR`, for an A/B of two versions")
+    parser.add_argument("--fsyncprobe-args", metavar="ARGS", default="",
+                        help="more options for every fsyncprobe run, one string after an = sign (e.g. "
+                        "--fsyncprobe-args=--no-ring-id: without corosync's ring-id write beside the runs)")
     parser.add_argument("--cpu", default=None, metavar="N|any", help="run every measured command on CPU N "
                         "(default: the last CPU this process may use); any: wherever the scheduler puts it")
     args = parser.parse_args(argv)
@@ -686,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(os.path.join(args.fsyncprobe_tree, "fsyncprobe", "__main__.py")):
         parser.error(f"--fsyncprobe-tree {args.fsyncprobe_tree}: no fsyncprobe package there")
     FSYNCPROBE_TREE = os.path.abspath(args.fsyncprobe_tree)
+    FSYNCPROBE_EXTRA[:] = shlex.split(args.fsyncprobe_args)
     if args.waker_fio and args.waker is None:
         parser.error("--waker-fio goes with --waker MS")
     WAKER_FIO = args.waker_fio
@@ -757,6 +764,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"waker: a sleeper waking every {args.waker:g} ms beside every run but fio's "
               "(--waker; fio's parent wakes every 10 ms)")
+    if FSYNCPROBE_TREE != REPO or FSYNCPROBE_EXTRA:
+        extra = f", with {shlex.join(FSYNCPROBE_EXTRA)}" if FSYNCPROBE_EXTRA else ""
+        print(f"fsyncprobe: from {FSYNCPROBE_TREE}{extra}")
     print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []
