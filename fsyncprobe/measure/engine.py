@@ -187,16 +187,19 @@ def run_bench(
                     prepared = workloads.prepare(
                         params.workload, tmpdir, params.sync, params.block_size_bytes, params.file_size_bytes
                     )
+                    if sched_probe:
+                        # Started before the warm-up, paused (no timer, no wake-up: it does not touch the
+                        # warm-up), so that its Python start-up does not put an idle gap between warm-up and
+                        # measurement that a run with --no-sched-probe does not have. The windows resume
+                        # it (fsyncprobe.measure.windows).
+                        probe = _start_sched_probe()
+                        loop = WindowedRecorder(params.stall_threshold_ns, probe)
                     if params.warmup_ns > 0:
                         warmup_ops, _ = run_phase(
                             prepared.op, params.warmup_ns, None, None, "warmup", progress, prepared.rotating
                         )
                     if prepared.begin_measure is not None:
                         prepared.begin_measure()
-                    if sched_probe:
-                        probe = _start_sched_probe()
-                        # The probe starts paused: the windows resume it (fsyncprobe.measure.windows).
-                        loop = WindowedRecorder(params.stall_threshold_ns, probe)
                     if ring_id is not None:
                         rid = _start_ring_id(ring_id, rid_notes)
                     before = blockstats.read_counters([d.name for d in devices])
