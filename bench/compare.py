@@ -28,6 +28,14 @@ Cases (--cases, comma separated; default all):
   limit      the overwrite case against bench/syncloop.c, the same layout and the same two
              system calls per operation in C with nothing around them (compiled here with cc):
              how close fsyncprobe comes to what the disk allows. No target; skipped without cc.
+  probe      the overwrite case three ways (issue 16): fsyncprobe as a user runs it (the scheduling
+             probe on, its quiet and probe windows), with --no-sched-probe, and bench/syncloop.c;
+             each round runs the three in a rotating order (all six orders in turn). Targets: the
+             median ops/s ratio default / --no-sched-probe within 0.98-1.02, and default / C loop
+             within 0.97-1.03. The default run's rate beside the probe (its probe windows) is
+             shown too: it is what the headline would be if the probe's wake-ups reached it.
+             --fsyncprobe-tree DIR runs another checkout's fsyncprobe (an older commit exported
+             with `git archive`) for an A/B of the old and the new behaviour.
   noise      the overwrite case's fio job against itself: the ratio two identical runs give on
              this disk in this session, i.e. how exact every other ratio of the run can be.
   paced      isolated syncs (issue 16): fsyncprobe `-w overwrite -b 4k --file-size 1M --sync sync
@@ -92,6 +100,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -106,13 +115,17 @@ PG_TEST_FSYNC = "/usr/lib/postgresql/15/bin/pg_test_fsync"
 ETCD_SIZE = "22m"
 ETCD_BLOCK = 2300
 ETCD_OPS = (22 << 20) // ETCD_BLOCK  # fio rounds the size down to whole blocks: 10,029 writes
-ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit", "noise", "paced")
+ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit", "noise", "paced", "probe")
 SYNCLOOP_C = os.path.join(REPO, "bench", "syncloop.c")
 PIN_CPU: int | None = None
 """--cpu: the CPU every measured command runs on (None: wherever the scheduler puts it)."""
 WAKER_CMD: list[str] | None = None
 """--waker: the sleeper to run on the measured CPU during a run (the built bench/waker.c, or
 without a C compiler the Python sleeper `_WAKER_CODE`); None without --waker."""
+FSYNCPROBE_TREE = REPO
+"""--fsyncprobe-tree: the checkout whose fsyncprobe runs (`python -m fsyncprobe` from there)."""
+FSYNCPROBE_EXTRA: list[str] = []
+"""--fsyncprobe-args: more options for every `fsyncprobe bench` run (e.g. --no-ring-id)."""
 WAKER_FIO = False
 """--waker-fio: the waker runs beside fio too (fio's parent process is a 10 ms waker of its own)."""
 WAKER_C = os.path.join(REPO, "bench", "waker.c")
@@ -129,6 +142,10 @@ MAX_VERDICT_S = 15.0
 # Targets of issue 16 (the paced case).
 PACED_RATE = 10.0
 MAX_PACED_P50_DEVIATION = 0.10
+PROBE_RATIO = (0.98, 1.02)
+"""Issue 16: default run / --no-sched-probe, median ops/s ratio."""
+MAX_LIMIT_DEVIATION = 0.03
+"""Issue 16: the default run within 3 % of the C loop (median ops/s ratio)."""
 CI_CONFIDENCE = 0.90
 """Coverage of the interval printed around each median ratio (`median_ci`)."""
 
@@ -178,7 +195,7 @@ def waker_for(own_waker: bool) -> list[str] | None:
     return WAKER_CMD if WAKER_FIO or not own_waker else None
 
 
-def run(cmd: list[str], timeout: float = 900, own_waker: bool = False) -> str:
+def run(cmd: list[str], timeout: float = 900, own_waker: bool = False, cwd: str = REPO) -> str:
     """Run a command, return its stdout; any failure is fatal with the command's stderr.
 
     With --waker, a sleeper runs on the same CPU for the whole command, unless the command
@@ -195,7 +212,7 @@ def run(cmd: list[str], timeout: float = 900, own_waker: bool = False) -> str:
         waker = subprocess.Popen(waker_cmd, preexec_fn=place,
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
                               preexec_fn=place)
     finally:
         if waker is not None:
@@ -208,19 +225,26 @@ def run(cmd: list[str], timeout: float = 900, own_waker: bool = False) -> str:
 
 
 def fsyncprobe(directory: str, workload: str, sync: str, block: str, file_size: str,
-               duration: str | None, ops: int | None, warmup: str, extra: Sequence[str] = ()) -> Sample:
-    """One `fsyncprobe bench` run; the report's own ops/s and percentiles (and for a paced run,
-    `extra`: --rate N, its operation count and late operations)."""
+               duration: str | None, ops: int | None, warmup: str, extra: Sequence[str] = (),
+               sched_probe: bool = False) -> Sample:
+    """One `fsyncprobe bench` run; the report's own ops/s and percentiles. `extra`: more options
+    (--rate N: its operation count and late operations go to the sample's extras). `sched_probe`:
+    as a user runs it, with the scheduling probe (else `--no-sched-probe`); the rate of its probe
+    windows, when the report has them, goes to `extra["beside_probe_ops_per_s"]`."""
     cmd = [sys.executable, "-m", "fsyncprobe", "bench", directory, "-w", workload, "--sync", sync,
            "-b", block, "--file-size", file_size, "--warmup", warmup,
-           "--json", "--no-progress", "--no-sched-probe", *extra]
+           "--json", "--no-progress", *([] if sched_probe else ["--no-sched-probe"]), *extra]
     cmd += ["--ops", str(ops)] if ops is not None else ["--duration", duration or "5s"]
-    bench = json.loads(run(cmd))["benches"][0]
+    bench = json.loads(run(cmd + FSYNCPROBE_EXTRA, cwd=FSYNCPROBE_TREE))["benches"][0]
     lat = bench["latency"]
     pacing = bench.get("pacing") or {}
     more = {"ops": float(bench["ops"])}
     if pacing:
         more |= {"late": float(pacing["late_ops"]), "lag_max": float(pacing["lag"]["max_ns"])}
+    windows = bench.get("probe_windows")
+    if windows:
+        more |= {"beside_probe_ops_per_s": float(windows["beside_probe_ops_per_s"]),
+                 "quiet_s": windows["quiet_ns"] / 1e9, "probe_s": windows["probe_ns"] / 1e9}
     return Sample(bench["ops_per_s"], {"p50": lat["p50_ns"], "p99": lat["p99_ns"], "mean": lat["mean_ns"]}, more)
 
 
@@ -431,6 +455,33 @@ def limit_case(directory: str, plan: Plan, exe: str) -> list[Series]:
     return [s]
 
 
+def probe_case(directory: str, plan: Plan, exe: str) -> list[Series]:
+    """Issue 16: the default run (scheduling probe on) against `--no-sched-probe` and the C loop.
+    Each round runs the three in turn, the order rotating through all six permutations, so that
+    whatever a run inherits from the one before falls on each alike."""
+    vs_off = Series("probe", "--no-sched-probe", ("p50", "p99"), tool="default")
+    vs_c = Series("probe-limit", "C loop", ("p50", "p99"), tool="default")
+    orders = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (0, 2, 1), (2, 1, 0), (1, 0, 2))
+
+    def ours(probe: bool) -> Callable[[], Sample]:
+        return lambda: fsyncprobe(directory, "overwrite", "fdatasync", "4k", "16M", _t(plan.duration_s), None,
+                                  _t(plan.warmup_s), sched_probe=probe)
+
+    runs: tuple[Callable[[], Sample], ...] = (ours(True), ours(False),
+                                              lambda: syncloop(exe, directory, plan.duration_s, plan.warmup_s))
+    for i in range(plan.pairs):
+        got: dict[int, Sample] = {}
+        for k in orders[i % len(orders)]:
+            got[k] = runs[k]()
+        vs_off.pairs.append((got[0], got[1]))
+        vs_c.pairs.append((got[0], got[2]))
+        beside = got[0].extra.get("beside_probe_ops_per_s")
+        print(f"  probe round {i + 1}: default {got[0].ops_per_s:,.0f} ops/s ("
+              + (f"beside the probe {beside:,.0f}" if beside is not None else "no probe windows in its report")
+              + f"), --no-sched-probe {got[1].ops_per_s:,.0f}, C loop {got[2].ops_per_s:,.0f}", file=sys.stderr)
+    return [vs_off, vs_c]
+
+
 def append_case(directory: str, plan: Plan) -> list[Series]:
     s = Series("append", "fio (etcd)", ("p50", "p99"))
     fio_args = ["--rw=write", "--ioengine=sync", "--fdatasync=1", f"--size={ETCD_SIZE}", f"--bs={ETCD_BLOCK}",
@@ -613,6 +664,15 @@ def checks(all_series: list[Series], on_ram: bool, paced_s: float = 20.0) -> lis
                 out.append((f"paced: median p50 ratio fsyncprobe/ioping {p50:.3f} within 1 +/- "
                              f"{MAX_PACED_P50_DEVIATION} ({CI_CONFIDENCE:.0%} CI {_fmt_ci(s.ratios('p50'))})",
                              abs(p50 - 1) <= MAX_PACED_P50_DEVIATION))
+        if s.name == "probe" and not on_ram:
+            ops = statistics.median(s.ratios("ops"))
+            out.append((f"probe: median ops/s ratio default / --no-sched-probe {ops:.3f} within "
+                        f"{PROBE_RATIO[0]}-{PROBE_RATIO[1]} ({CI_CONFIDENCE:.0%} CI {_fmt_ci(s.ratios('ops'))})",
+                        PROBE_RATIO[0] <= ops <= PROBE_RATIO[1]))
+        if s.name == "probe-limit" and not on_ram:
+            ops = statistics.median(s.ratios("ops"))
+            out.append((f"probe: median ops/s ratio default / C loop {ops:.3f} within 1 +/- {MAX_LIMIT_DEVIATION} "
+                        f"({CI_CONFIDENCE:.0%} CI {_fmt_ci(s.ratios('ops'))})", abs(ops - 1) <= MAX_LIMIT_DEVIATION))
         if s.name == "tmpfs":
             ops = _med([a.ops_per_s for a, _ in s.pairs])
             out.append((f"tmpfs: fsyncprobe median {ops:,.0f} ops/s >= {MIN_TMPFS_OPS:,} "
@@ -702,10 +762,20 @@ def main(argv: list[str] | None = None) -> int:
                         "fsyncprobe, the C loop and pg_test_fsync what fio gives itself")
     parser.add_argument("--waker-fio", action="store_true",
                         help="with --waker: run the sleeper beside fio as well")
+    parser.add_argument("--fsyncprobe-tree", metavar="DIR", default=REPO,
+                        help="run fsyncprobe from this checkout (default: this one), e.g. an older commit "
+                        "exported with `git archive COMMIT | tar -x -C DIR`, for an A/B of two versions")
+    parser.add_argument("--fsyncprobe-args", metavar="ARGS", default="",
+                        help="more options for every fsyncprobe run, one string after an = sign (e.g. "
+                        "--fsyncprobe-args=--no-ring-id: without corosync's ring-id write beside the runs)")
     parser.add_argument("--cpu", default=None, metavar="N|any", help="run every measured command on CPU N "
                         "(default: the last CPU this process may use); any: wherever the scheduler puts it")
     args = parser.parse_args(argv)
-    global PIN_CPU, WAKER_FIO, WAKER_CMD
+    global PIN_CPU, WAKER_FIO, WAKER_CMD, FSYNCPROBE_TREE
+    if not os.path.isfile(os.path.join(args.fsyncprobe_tree, "fsyncprobe", "__main__.py")):
+        parser.error(f"--fsyncprobe-tree {args.fsyncprobe_tree}: no fsyncprobe package there")
+    FSYNCPROBE_TREE = os.path.abspath(args.fsyncprobe_tree)
+    FSYNCPROBE_EXTRA[:] = shlex.split(args.fsyncprobe_args)
     if args.waker_fio and args.waker is None:
         parser.error("--waker-fio goes with --waker MS")
     WAKER_FIO = args.waker_fio
@@ -746,9 +816,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping pg: {PG_TEST_FSYNC} missing (Debian package postgresql-15)", file=sys.stderr)
         cases.remove("pg")
 
-    want_cc = "limit" in cases or args.waker is not None
+    want_c_loop = "limit" in cases or "probe" in cases
+    want_cc = want_c_loop or args.waker is not None
     build_dir = tempfile.mkdtemp(prefix="fsyncprobe-compare-cc-") if want_cc else None
-    exe = build_c(build_dir, SYNCLOOP_C) if build_dir and "limit" in cases else None
+    exe = build_c(build_dir, SYNCLOOP_C) if build_dir and want_c_loop else None
     if args.waker is not None:
         waker_exe = build_c(build_dir, WAKER_C) if build_dir else None
         if waker_exe is not None:
@@ -757,9 +828,10 @@ def main(argv: list[str] | None = None) -> int:
             print("--waker: no C compiler for bench/waker.c, using a Python sleeper (costlier per wake-up)",
                   file=sys.stderr)
             WAKER_CMD = [sys.executable, "-c", _WAKER_CODE, f"{args.waker:g}"]
-    if "limit" in cases and exe is None:
-        print("skipping limit: no C compiler (cc) to build bench/syncloop.c", file=sys.stderr)
-        cases.remove("limit")
+    for needs_c in ("limit", "probe"):
+        if needs_c in cases and exe is None:
+            print(f"skipping {needs_c}: no C compiler (cc) to build bench/syncloop.c", file=sys.stderr)
+            cases.remove(needs_c)
 
     if args.dir is not None and not os.path.isdir(args.dir):
         parser.error(f"--dir {args.dir}: not a directory")
@@ -779,6 +851,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"waker: a sleeper waking every {args.waker:g} ms beside every run but fio's "
               "(--waker; fio's parent wakes every 10 ms)")
+    if FSYNCPROBE_TREE != REPO or FSYNCPROBE_EXTRA:
+        extra = f", with {shlex.join(FSYNCPROBE_EXTRA)}" if FSYNCPROBE_EXTRA else ""
+        print(f"fsyncprobe: from {FSYNCPROBE_TREE}{extra}")
     print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []
@@ -790,6 +865,7 @@ def main(argv: list[str] | None = None) -> int:
         "limit": lambda: limit_case(directory, plan, exe or ""),
         "noise": lambda: noise_case(directory, plan),
         "paced": lambda: paced_case(directory, plan),
+        "probe": lambda: probe_case(directory, plan, exe or ""),
     }
     try:
         for c in cases:
@@ -814,6 +890,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"-s 4k -S 1m -i {1000 / PACED_RATE:g}ms",
         "paced-closed": f"paced: the same write at --rate {PACED_RATE:g}  vs  back to back (closed loop, "
                         f"{plan.duration_s:g} s): ratio > 1 = isolated syncs are slower",
+        "probe": "overwrite 4k + fdatasync: the default run (scheduling probe on, quiet windows)  vs  --no-sched-probe",
+        "probe-limit": "overwrite 4k + fdatasync: the default run (scheduling probe on)  vs  bench/syncloop.c",
     }
     for s in all_series:
         if not s.pairs:
@@ -846,6 +924,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"context: isolated (paced) syncs vs back-to-back ones, same write: median p50 ratio "
               f"{statistics.median(rs):.3f} ({CI_CONFIDENCE:.0%} CI {_fmt_ci(rs)}): isolated syncs are {verb} "
               f"here; p99 ratio {_fmt_ratio(closed[0].ratios('p99'))} (not a target)")
+    probe = [s for s in all_series if s.name == "probe" and s.pairs]
+    if probe:
+        rs = [a.extra["beside_probe_ops_per_s"] / b.ops_per_s for a, b in probe[0].pairs
+              if a.extra.get("beside_probe_ops_per_s") and b.ops_per_s > 0]
+        if rs:
+            print(f"context: the default run's probe windows (the workload beside the probe) against --no-sched-probe: "
+                  f"median ops/s ratio {statistics.median(rs):.3f} ({CI_CONFIDENCE:.0%} CI {_fmt_ci(rs)}): "
+                  "the probe's effect that the quiet windows keep out of the headline (not a target)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"plan": asdict(plan), "series": [asdict(s) for s in all_series],

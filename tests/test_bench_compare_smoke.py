@@ -67,6 +67,31 @@ def test_compare_quick_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
     assert [t["text"].split(":")[0] for t in data["targets"]] == ["tmpfs"]
 
 
+@requires_root
+def test_compare_probe_case_on_tmpfs(ramfs: Path, tmp_path: Path) -> None:
+    """The `probe` case (issue 16): the default run, --no-sched-probe and the C loop in each round;
+    the default run's report has its probe windows and the script reads their rate."""
+    out = tmp_path / "compare.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/compare.py", "--quick", "--no-install", "--dir", str(ramfs), "--cases", "probe",
+         "--cpu", str(max(os.sched_getaffinity(0))), "--fsyncprobe-tree", str(REPO), "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in ramfs.iterdir()) == [], "compare.py left files behind"
+    data = json.loads(out.read_text())
+    assert [s["name"] for s in data["series"]] == ["probe", "probe-limit"]
+    for s in data["series"]:
+        assert len(s["pairs"]) == 2
+        for a, b in s["pairs"]:
+            assert a["ops_per_s"] > 0 and b["ops_per_s"] > 0
+            assert a["extra"]["beside_probe_ops_per_s"] > 0 and a["extra"]["probe_s"] > 0
+    # the same default run stands in both series of a round
+    assert [a for a, _ in data["series"][0]["pairs"]] == [a for a, _ in data["series"][1]["pairs"]]
+    assert "the default run's probe windows" in proc.stdout
+    assert data["targets"] == []  # tmpfs is not a disk: the issue-16 targets are for the VM's disk
+
+
 def _wakers_running() -> list[int]:
     """Pids of compare.py's --waker sleepers: bench/waker.c built in its temp dir, or the Python
     fallback (whose program text is on its command line)."""

@@ -11,7 +11,9 @@ comparison holds on any machine while still catching a field added, renamed or d
 Fields added since, on purpose, are in the recorded files too, so the comparison stays exact:
 `model.answers` (issue 17); `benches[].params.label`, `benches[].params.background_write`,
 `benches[].background_write`, `benches[].params.rate_per_s` and `benches[].pacing` (issue 16: the
-background writer, and the paced mode: the verdict's pmxcfs profile has a third, paced run).
+background writer, and the paced mode: the verdict's pmxcfs profile has a third, paced run);
+`benches[].probe_windows`, `benches[].timeline[].measured_ns` and `benches[].sched_probe.windows`
+(issue 16: the probe's quiet and probe windows).
 """
 
 from __future__ import annotations

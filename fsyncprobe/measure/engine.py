@@ -35,10 +35,12 @@ from fsyncprobe.measure.types import (
     BenchParams,
     BenchResult,
     PacingResult,
+    ProbeWindows,
     RingIdStoreResult,
     SchedProbeResult,
     StallSummary,
 )
+from fsyncprobe.measure.windows import WindowedRecorder
 from fsyncprobe.signals import signals_ignored, sigterm_raises
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_size
@@ -193,14 +195,19 @@ def run_bench(
                     )
                     if params.background_write is not None:  # before the warm-up: see measure/background.py
                         bg = _start_background(params, tmpdir, needed)
+                    if sched_probe:
+                        # Started before the warm-up, paused (no timer, no wake-up: it does not touch the
+                        # warm-up), so that its Python start-up does not put an idle gap between warm-up and
+                        # measurement that a run with --no-sched-probe does not have. The windows resume
+                        # it (fsyncprobe.measure.windows).
+                        probe = _start_sched_probe()
+                        loop = WindowedRecorder(params.stall_threshold_ns, probe)
                     if params.warmup_ns > 0:
                         warmup_ops, _ = run_phase(
                             prepared.op, params.warmup_ns, None, None, "warmup", progress, prepared.rotating
                         )
                     if prepared.begin_measure is not None:
                         prepared.begin_measure()
-                    if sched_probe:
-                        probe = _start_sched_probe()
                     if ring_id is not None:
                         rid = _start_ring_id(ring_id, rid_notes)
                     before = blockstats.read_counters([d.name for d in devices])
@@ -309,7 +316,7 @@ def _start_background(params: BenchParams, tmpdir: str, reserved_bytes: int) -> 
 def _start_sched_probe() -> SchedProbe:
     from fsyncprobe.measure.schedprobe import SchedProbe  # its own process; loaded only when asked for
 
-    probe = SchedProbe()
+    probe = SchedProbe(start_paused=True)
     probe.__enter__()
     probe.start()
     return probe
@@ -395,19 +402,32 @@ def _result(
     paced: PacingResult | None = None,
 ) -> BenchResult:
     loop.close(elapsed_ns)
+    windows: ProbeWindows | None = None
+    timeline = tuple(loop.timeline)
+    if isinstance(loop, WindowedRecorder):
+        # The headline figures are the quiet windows' (fsyncprobe.measure.windows).
+        windows = loop.summary()
+        elapsed_ns = windows.quiet_ns
+        timeline = loop.quiet_timeline()
+        if probe_result is not None and probe_result.lateness.count == 0:
+            probe_result = None  # no probe window (a run shorter than one quiet window)
     after = blockstats.read_counters([d.name for d in devices])
     writes = blockstats.deltas(devices, before, after)
     notes = list(prepared.notes) if prepared else []
     notes += _notes_for_fstype(fstype)
-    notes += blockstats.flush_notes(writes, loop.ops)
+    # The device counters and a paced run's schedule cover the whole run, the probe's windows too.
+    all_ops = loop.ops + (windows.beside_probe_ops if windows is not None else 0)
+    notes += blockstats.flush_notes(writes, all_ops)
     notes += extra_notes or []
-    notes += pacing.notes(paced, loop.ops, cut_short=partial_reason is not None)
+    notes += pacing.notes(paced, all_ops, cut_short=partial_reason is not None)
     if ring_id is not None and ring_id.note:
         notes.append(f"ring-id write: {ring_id.note}")
     if background is not None and background.note:
         notes.append(background.note)
     if params.background_write is not None and background is None:
         notes.append("the background writer died without a result: the figures may not be under its load")
+    if windows is not None and windows.note:
+        notes.append(windows.note)
     return BenchResult(
         params=params,
         mountpoint=mountpoint,
@@ -417,7 +437,7 @@ def _result(
         ops_per_s=loop.ops * 1e9 / elapsed_ns if elapsed_ns > 0 else 0.0,
         latency=summarize(loop.hist),
         histogram=SavedHistogram.of(loop.hist),
-        timeline=tuple(loop.timeline),
+        timeline=timeline,
         stalls=StallSummary(
             threshold_ns=params.stall_threshold_ns, count=loop.stalls, longest_ns=loop.hist.max_value
         ),
@@ -430,6 +450,7 @@ def _result(
         ring_id_store=ring_id,
         background_write=background,
         pacing=paced,
+        probe_windows=windows,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import time
 
-from fsyncprobe.measure.sideprocess import SideProcess, child_setup, histogram_fields, say, set_realtime
+from fsyncprobe.measure.sideprocess import SideProcess, child_control, histogram_fields, say, set_realtime
 from fsyncprobe.measure.types import SchedProbeResult
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram, summarize
@@ -28,24 +28,56 @@ DEFAULT_INTERVAL_NS = 2_000_000
 that the probe itself costs well under 1 % of a core (each wake-up is a few microseconds)."""
 
 
-def _child(interval_ns: int) -> int:
-    """The probe process: sleep, record lateness, until stdin closes; print the histogram."""
-    stop = child_setup()
+def _child(interval_ns: int, start_paused: bool = False) -> int:
+    """The probe process: sleep, record lateness, until stdin closes; print the histogram.
+
+    Between a `pause` and a `resume` line (the engine's quiet windows, `fsyncprobe.measure.windows`)
+    it takes no samples and sets no timer: it finishes the sleep in progress, answers, and blocks on
+    an event until `resume`. After `resume` it starts a fresh sleep, so no sample spans a pause (a
+    process stopped from outside, by SIGSTOP, would instead wake late by the whole pause once
+    continued). `duration_ns` counts only the time it measured; `windows` the stretches of it. With
+    `start_paused` it waits for the first `resume` before it measures anything."""
+    control = child_control()
     policy, priority, note = set_realtime()
     hist = Histogram()
     interval_s = interval_ns / 1e9
     clock = time.monotonic_ns
     sleep = time.sleep
     record = hist.record
+    pause, stop = control.pause, control.stop
     say({"ready": True})
-    start = clock()
-    while not stop.is_set():
+    running = not start_paused
+    windows = 1 if running else 0
+    active_ns = 0
+    started = clock()
+    while True:
+        if not running:
+            if not control.wait_resumed():
+                break
+            running, windows, started = True, windows + 1, clock()
+            continue
+        if stop.is_set():
+            active_ns += clock() - started
+            break
+        if pause.is_set():
+            pause.clear()
+            ended = clock()
+            active_ns += ended - started
+            running = False
+            say({"paused": True, "active_from_ns": started, "active_to_ns": ended})
+            continue
         t0 = clock()
         sleep(interval_s)
         record(clock() - t0 - interval_ns)
-    say({"policy": policy, "priority": priority, "interval_ns": interval_ns, "duration_ns": clock() - start,
-         "note": note, **histogram_fields(hist)})
+    say({"policy": policy, "priority": priority, "interval_ns": interval_ns, "duration_ns": active_ns,
+         "windows": windows, "note": note, **histogram_fields(hist)})
     return 0
+
+
+PAUSE_TIMEOUT_S = 30.0
+"""How long `pause` waits for the probe's answer. The probe answers after the sleep in progress, so
+normally within a few ms; a probe kept off the CPU answers late by the stall it is measuring (4.9 s
+in corosync issue 520), and one stuck longer than this is given up on rather than hang the run."""
 
 
 class SchedProbe:
@@ -54,10 +86,14 @@ class SchedProbe:
     Use as a context manager so the process is reaped on every path.
     """
 
-    def __init__(self, interval_ns: int = DEFAULT_INTERVAL_NS) -> None:
+    def __init__(self, interval_ns: int = DEFAULT_INTERVAL_NS, start_paused: bool = False,
+                 pause_timeout_s: float = PAUSE_TIMEOUT_S) -> None:
+        """`start_paused`: the process measures nothing until the first `resume()` (the engine's
+        probe windows); otherwise it measures from `start()` on."""
         self.interval_ns = interval_ns
-        self._side = SideProcess("scheduling probe", ["fsyncprobe.measure.schedprobe", str(interval_ns)],
-                                 exit_timeout_s=2)
+        self.pause_timeout_s = pause_timeout_s
+        args = ["fsyncprobe.measure.schedprobe", str(interval_ns)] + (["paused"] if start_paused else [])
+        self._side = SideProcess("scheduling probe", args, exit_timeout_s=2)
 
     def __enter__(self) -> SchedProbe:
         return self
@@ -74,6 +110,19 @@ class SchedProbe:
         """Start the process and wait until it measures (its Python start-up is not counted)."""
         self._side.start()
 
+    def pause(self) -> tuple[int, int]:
+        """Stop the probe's sampling and return once it has (after the sleep in progress): from
+        then on it sets no timer and does not run until `resume`. Returns the monotonic times
+        (ns, the same clock in every process) at which the window just ended had begun and ended
+        in the probe. OSError: the probe died or did not answer within `pause_timeout_s`."""
+        self._side.send("pause")
+        got = self._side.expect("paused", self.pause_timeout_s)
+        return int(got["active_from_ns"]), int(got["active_to_ns"])
+
+    def resume(self) -> None:
+        """Let the probe sample again (it starts a fresh sleep; nothing is waited for)."""
+        self._side.send("resume")
+
     def stop(self) -> SchedProbeResult | None:
         """Stop the probe and return what it saw (None if it died without a result)."""
         got = self._side.finish()
@@ -83,9 +132,9 @@ class SchedProbe:
         return SchedProbeResult(
             policy=data["policy"], priority=data["priority"], interval_ns=data["interval_ns"],
             lateness=summarize(hist), histogram=SavedHistogram.of(hist), duration_ns=data["duration_ns"],
-            note=data["note"],
+            note=data["note"], windows=data["windows"],
         )
 
 
 if __name__ == "__main__":
-    raise SystemExit(_child(int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_INTERVAL_NS))
+    raise SystemExit(_child(int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_INTERVAL_NS, "paused" in sys.argv[2:]))

@@ -4,8 +4,10 @@ The probes run as processes of their own, not threads, so that neither Python's 
 measuring loop delays what they time. The protocol is one JSON object per line on the child's
 stdout: `{"ready": true}` once it measures, then, when its stdin reaches EOF (the parent closed
 the pipe, or died: so a parent killed by SIGKILL never leaves a probe behind), its result with a
-histogram, and it exits. Real-time set-up (as corosync's `corosync_setscheduler` and
-`corosync_mlockall`, exec/main.c) is here too, as both children want it.
+histogram, and it exits. A child that can pause (the scheduling probe, `child_control`) also reads
+`pause` and `resume` lines on its stdin: it answers `{"paused": true}` once its last sample is
+taken and then blocks, without a timer, until `resume` (or EOF). Real-time set-up (as corosync's
+`corosync_setscheduler` and `corosync_mlockall`, exec/main.c) is here too, as both children want it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,47 @@ def child_setup() -> threading.Event:
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     return stop
+
+
+class Control:
+    """In a child that can pause: what its parent asked for, set by a thread reading stdin."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        """Set at EOF: stop, report, exit."""
+        self.pause = threading.Event()
+        """Set by a `pause` line: the child takes no more samples, answers, and waits for `resume`."""
+        self.resume = threading.Event()
+        """Set by a `resume` line (and at EOF, so a paused child wakes up to report)."""
+
+    def wait_resumed(self) -> bool:
+        """Block until `resume` or EOF, with no timeout, so a paused child never wakes the CPU
+        (`threading.Event.wait()` without a timeout is one futex wait); True to go on measuring."""
+        self.resume.wait()
+        self.resume.clear()
+        return not self.stop.is_set()
+
+
+def child_control() -> Control:
+    """`child_setup` for a child that can pause: ignore Ctrl-C, and read `pause`/`resume` lines from
+    stdin until EOF (which sets `stop` and `resume`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    control = Control()
+
+    def watch_stdin() -> None:
+        try:
+            for line in sys.stdin.buffer:
+                word = line.strip()
+                if word == b"pause":
+                    control.pause.set()
+                elif word == b"resume":
+                    control.resume.set()
+        finally:
+            control.stop.set()
+            control.resume.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    return control
 
 
 def say(message: dict[str, Any]) -> None:
@@ -110,6 +153,33 @@ class SideProcess:
         if not self._readline(self._proc.stdout).get("ready"):
             raise OSError(f"the {self.what} did not start")
 
+    def send(self, word: str) -> None:
+        """Send one control line (`pause`, `resume`) to a child that reads them (`child_control`)."""
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise OSError(f"the {self.what} is not running")
+        try:
+            proc.stdin.write(word.encode() + b"\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            raise OSError(f"the {self.what} exited early") from None
+
+    def expect(self, key: str, timeout_s: float) -> dict[str, Any]:
+        """Read the child's next line and check it says `key` (OSError: it died, said otherwise,
+        or said nothing within `timeout_s`: a child stuck that long is given up on, and a late
+        answer is skipped by `finish`)."""
+        proc = self._proc
+        if proc is not None and proc.stdout is not None:
+            # Each request gets exactly one line, so nothing is left buffered between them and the
+            # pipe itself says whether the answer is there.
+            ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+            if not ready:
+                raise OSError(f"the {self.what} did not answer {key!r} within {timeout_s:g} s")
+        got = self._readline(proc.stdout if proc is not None else None)
+        if not got.get(key):
+            raise OSError(f"the {self.what} did not answer {key!r}")
+        return got
+
     def finish(self, timeout_s: float | None = None) -> tuple[dict[str, Any], Histogram] | None:
         """Tell the process to stop and read its result line and histogram (None: it died first, or
         sent nothing within `timeout_s` when one is given)."""
@@ -122,6 +192,8 @@ class SideProcess:
             return None
         try:
             data = self._readline(proc.stdout)
+            while "paused" in data:  # a late answer to a control line (`expect` gave up on it)
+                data = self._readline(proc.stdout)
         except OSError:
             return None
         if "buckets" not in data:  # a side process that times nothing (the background writer)

@@ -86,6 +86,10 @@ class TimelineSecond:
     """Operations completed in this second."""
     max_latency_ns: int
     """Slowest operation completed in this second."""
+    measured_ns: int | None = None
+    """How much of this second the figures cover: with the scheduling probe, only its quiet windows
+    are counted (`BenchResult.probe_windows`), so the second's rate is `ops / measured_ns`; None:
+    the whole second."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,75 @@ class SchedProbeResult:
     """How long the probe ran."""
     note: str | None = None
     """Why it ran without real-time priority, when it did."""
+    windows: int = 1
+    """Stretches of time the probe measured in: its windows beside the workload
+    (`BenchResult.probe_windows`); 1 when it ran throughout. `duration_ns` is their sum."""
+
+
+class WindowKind(str, Enum):
+    """What ran beside the workload in one window of the measured run."""
+
+    QUIET = "quiet"  # nothing of ours: the probe paused, setting no timer
+    PROBE = "probe"  # the scheduling probe sampling beside the workload
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of the measured run (times from the start of the measurement)."""
+
+    kind: WindowKind
+    """`quiet` (the headline figures) or `probe` (the scheduling delay)."""
+    start_ns: int
+    """When the workload's first operation of the window could start (after the switch)."""
+    end_ns: int
+    """When the window ended (at a fold of the loop, between two operations)."""
+    ops: int
+    """Operations completed in it."""
+    probe_from_ns: int | None = None
+    """Probe windows: when the probe itself began sampling (its own clock reading, the same
+    monotonic clock); None when not known."""
+    probe_to_ns: int | None = None
+    """Probe windows: when it had stopped sampling (read before it answered the pause); None for
+    the last window, which ended with the probe."""
+
+
+@dataclass(frozen=True)
+class ProbeWindows:
+    """How a run with the scheduling probe was split: the headline figures (`ops`, `latency`,
+    `histogram`, `timeline` of the `BenchResult`) come only from the quiet windows, in which the
+    probe was paused and set no timer; the scheduling delay only from the probe windows. The
+    operations done beside the probe are kept here, apart (issue 16: on a VM the probe's wake-ups
+    speed up a sync loop)."""
+
+    quiet_window_ns: int
+    """Planned length of a quiet window."""
+    probe_window_ns: int
+    """Planned length of a probe window (the two alternate, quiet first)."""
+    run_ns: int
+    """Wall time of the whole measured run: the quiet and probe windows and the switches."""
+    quiet_windows: int
+    """Quiet windows in the run."""
+    quiet_ns: int
+    """Their total time: the time base of the headline figures (= `BenchResult.elapsed_ns`)."""
+    probe_windows: int
+    """Probe windows in the run."""
+    probe_ns: int
+    """Their total time, as the engine counts it."""
+    switch_ns: int
+    """Time spent switching (waiting for the probe to pause), in neither kind of window."""
+    beside_probe_ops: int
+    """Operations done in the probe windows (not in the headline figures)."""
+    beside_probe_ops_per_s: float
+    """Their rate: beside_probe_ops / probe_ns; against the headline rate it shows how much the
+    probe's wake-ups move the workload on this machine."""
+    beside_probe_latency: LatencySummary
+    """Their latency."""
+    beside_probe_histogram: SavedHistogram
+    """Their whole latency distribution."""
+    windows: tuple[Window, ...] = ()
+    """Every window in order."""
+    note: str | None = None
+    """What went wrong with the windows (the probe stopped answering), when something did."""
 
 
 @dataclass(frozen=True)
@@ -279,3 +352,13 @@ class BenchResult:
     """The backup-like writer that ran beside this workload (None when none ran)."""
     pacing: PacingResult | None = None
     """How a paced run kept its schedule (None for a closed-loop run)."""
+    probe_windows: ProbeWindows | None = None
+    """With the scheduling probe: which windows gave which figure; `ops`, `elapsed_ns`,
+    `ops_per_s`, `latency`, `histogram`, `timeline` and `stalls` then cover the quiet windows only
+    (None: no probe, the figures cover the whole run)."""
+
+    @property
+    def device_ops(self) -> int:
+        """Operations the device counters (`device_writes`) cover: the whole run's, those done beside
+        the probe included, for ratios such as flushes per sync."""
+        return self.ops + (self.probe_windows.beside_probe_ops if self.probe_windows is not None else 0)

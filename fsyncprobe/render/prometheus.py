@@ -203,6 +203,11 @@ def render(report: Report) -> str:
                       "How long after its due time an operation of a paced run started (quantile 1 = max).",
                       ns / 1e9, (*_bench_labels(b, runs), ("quantile", q)))
     for b in report.benches:
+        pw = b.probe_windows
+        if pw is not None and pw.probe_ns > 0:
+            f.add("fsyncprobe_sync_beside_probe_ops_per_second", "gauge",
+                  "Sync-write operations per second in the probe windows (not in the headline rate).",
+                  pw.beside_probe_ops_per_s, _bench_labels(b))
         sp = b.sched_probe
         if sp is not None:
             for q, ns in (("0.99", sp.lateness.p99_ns), ("1", sp.lateness.max_ns)):

@@ -48,12 +48,14 @@ def latency_rows(lat: LatencySummary) -> list[tuple[str, str]]:
 def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
     """(label, value) rows for one measured workload."""
     pace = b.pacing
+    w = b.probe_windows
+    quiet = f" in the quiet windows of {w.run_ns / 1e9:.2f} s" if w is not None else ""
     rows = [
         ("rate", f"{b.ops_per_s:,.1f} ops/s" + (f" (paced at {pace.rate_per_s:g}/s)" if pace is not None else "")),
-        ("operations", f"{b.ops:,} in {b.elapsed_ns / 1e9:.2f} s (+{b.warmup_ops:,} warm-up)"),
+        ("operations", f"{b.ops:,} in {b.elapsed_ns / 1e9:.2f} s{quiet} (+{b.warmup_ops:,} warm-up)"),
     ]
     if pace is not None:
-        missed = pace.scheduled_ops - b.ops
+        missed = pace.scheduled_ops - b.device_ops  # the schedule covers the probe's windows too
         rows.append(("schedule", f"one every {format_duration_ns(pace.interval_ns)}, open loop: "
                                  f"{pace.late_ops:,} started late"
                                  + (f", {missed:,} never started" if missed > 0 else "")
@@ -71,7 +73,7 @@ def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
         cache = f", cache: {d.write_cache}" if d.write_cache else ""
         fua = ", FUA" if d.fua else ""
         what = f"wrote {format_size(d.write_bytes)} in {d.write_ops:,} requests ({d.role}{cache}{fua})"
-        flushes = plp.flush_text(d, b.ops if b.params.workload in SYNC_PER_OP_WORKLOADS else None)
+        flushes = plp.flush_text(d, b.device_ops if b.params.workload in SYNC_PER_OP_WORKLOADS else None)
         rows.append((f"device {d.device}", what + (f"; {flushes}" if flushes else "")))
     if b.sched_probe is not None:
         sp = b.sched_probe
@@ -79,9 +81,12 @@ def bench_rows(b: BenchResult) -> list[tuple[str, str]]:
             (
                 "scheduling delay",
                 f"p99 {format_duration_ns(sp.lateness.p99_ns)}, max {format_duration_ns(sp.lateness.max_ns)} "
-                f"({sp.policy}, {format_duration_ns(sp.interval_ns)} sleeps)",
+                f"({sp.policy}, {sp.lateness.count:,} {format_duration_ns(sp.interval_ns)} sleeps in "
+                f"{sp.duration_ns / 1e9:.2f} s)",
             )
         )
+    if w is not None:
+        rows += window_rows(b)
     if b.ring_id_store is not None:
         ri = b.ring_id_store
         fs = "" if ri.same_filesystem else f", {ri.fstype} at {ri.mountpoint}: not the measured filesystem"
@@ -109,17 +114,36 @@ def background_text(bw: BackgroundWriteResult) -> str:
     return text
 
 
+def window_rows(b: BenchResult) -> list[tuple[str, str]]:
+    """Which windows gave which figure, and what the workload did beside the probe."""
+    w = b.probe_windows
+    if w is None:
+        return []
+    rows = [("windows", f"{w.quiet_windows:,} quiet ({w.quiet_ns / 1e9:.2f} s, probe paused): rate, latency, "
+                        f"timeline; {w.probe_windows:,} probe ({w.probe_ns / 1e9:.2f} s): scheduling delay")]
+    if w.beside_probe_ops:
+        ratio = f", {w.beside_probe_ops_per_s / b.ops_per_s:.2f}x the quiet rate" if b.ops_per_s > 0 else ""
+        rows.append(("beside the probe", f"{w.beside_probe_ops_per_s:,.1f} ops/s{ratio}, p99 "
+                                         f"{format_duration_ns(w.beside_probe_latency.p99_ns)} "
+                                         f"({w.beside_probe_ops:,} operations, not in the figures above)"))
+    return rows
+
+
 def timeline_line(b: BenchResult, width: int = 60) -> str:
     """The per-second rate as a compact sparkline (one character a second, last `width`)."""
     marks = " ▁▂▃▄▅▆▇█"
     # The last second is usually cut short by the end of the run; drawing its low count would
     # show a dip that never happened, so only whole seconds are drawn.
-    whole = int(b.elapsed_ns // 1_000_000_000)
+    run_ns = b.probe_windows.run_ns if b.probe_windows is not None else b.elapsed_ns  # wall time, probe windows too
+    whole = int(run_ns // 1_000_000_000)
     secs = (b.timeline[:whole] if whole else b.timeline)[-width:]
     if not secs:
         return ""
-    top = max(s.ops for s in secs) or 1
-    return "".join(marks[min(8, round(s.ops * 8 / top))] for s in secs)
+    # With the probe's windows a second's figures cover only its quiet part (`measured_ns`).
+    rates = [float(s.ops) if s.measured_ns is None else s.ops / s.measured_ns if s.measured_ns else 0.0
+             for s in secs]
+    top = max(rates) or 1
+    return "".join(marks[min(8, round(r * 8 / top))] for r in rates)
 
 
 def device_title(d: DeviceReport) -> str:
@@ -146,7 +170,7 @@ def device_rows(d: DeviceReport, benches: tuple[BenchResult, ...] = ()) -> list[
         rows += [("  evidence", e) for e in leaf.evidence]
         b = next((b for b in benches if b.params.workload in SYNC_PER_OP_WORKLOADS), None)
         if b is not None:
-            a = plp.assess(leaf, next((w for w in b.device_writes if w.device == leaf.name), None), b, b.ops)
+            a = plp.assess(leaf, next((w for w in b.device_writes if w.device == leaf.name), None), b, b.device_ops)
             if a.hint is not plp.PlpHint.NOT_APPLICABLE:
                 rows.append(("  power-loss protection", f"{a.summary} (a hint: {plp.PROOF})"))
     rows += [("evidence", e) for e in d.evidence]

@@ -137,7 +137,7 @@ def assess(leaf: LeafDevice, writes: DeviceWrites | None, b: BenchResult, syncs:
     mean = mean_flush_ns(writes) if writes else None
     ev = [f"class {cls.value}", f"queue/write_cache {wc or 'unknown'}"]
     if writes is not None and writes.flush_ops is not None:
-        ev.append(f"{writes.flush_ops:,} flushes during {b.ops:,} {b.params.workload.value} operations"
+        ev.append(f"{writes.flush_ops:,} flushes during {b.device_ops:,} {b.params.workload.value} operations"
                   + (f" ({per:.2f} per sync)" if per is not None else ""))
     if mean is not None:
         ev.append(f"mean flush {format_duration_ns(mean)}")

@@ -187,16 +187,16 @@ def impossible_rate_findings(device: DeviceReport | None, benches: tuple[BenchRe
                         "controller's cache and battery"),
                 value=b.ops_per_s, unit="ops_per_s"))
         mounted = [d for d in b.device_writes if d.role == "mounted"]
-        if not mounted or b.ops < 100:
+        if not mounted or b.device_ops < 100:
             continue
         writes = min(d.write_ops for d in mounted)
-        ratio = writes / b.ops
+        ratio = writes / b.device_ops
         if ratio >= WRITES_PER_SYNC_WARN:
             continue
         dev = ", ".join(d.device for d in mounted)
         out.append(Finding(
             rule="syncs-without-writes", level=Level.FAIL if ratio < WRITES_PER_SYNC_FAIL else Level.WARN,
-            title=f"{b.ops:,} syncs but only {writes:,} write requests reached {dev}",
+            title=f"{b.device_ops:,} syncs but only {writes:,} write requests reached {dev}",
             measured=f"{ratio:.2f} write requests per sync ({b.params.workload.value})",
             threshold=f"WARN below {WRITES_PER_SYNC_WARN}, FAIL below {WRITES_PER_SYNC_FAIL} requests per sync",
             reason=("each sync of new data must wait for at least one write to the device; far fewer writes mean a "
@@ -221,21 +221,22 @@ def flush_findings(device: DeviceReport | None, benches: tuple[BenchResult, ...]
     out: list[Finding] = []
     leaves = {leaf.name: leaf for leaf in (device.leaves if device else ())}
     sync_benches = [b for b in benches if b.params.workload in SYNC_PER_OP_WORKLOADS
-                    and b.fstype not in RAM_FSTYPES and b.ops >= 100]
+                    and b.fstype not in RAM_FSTYPES and b.device_ops >= 100]
     for b in sync_benches:
         wl = b.params.workload.value
         # A write-through device the kernel sends no flushes stops them for everything under it too
         # (a loop device then never syncs its backing file): the write-through finding says so.
         stopped = any((d.write_cache or "").strip() == "write through" and d.flush_ops == 0 for d in b.device_writes)
         for d in b.device_writes:
-            per = plp.flushes_per_sync(d, b.ops)
+            per = plp.flushes_per_sync(d, b.device_ops)
             if per is None:
                 continue
             cache = (d.write_cache or "").strip()
             if cache == "write back" and per < plp.FLUSHES_PER_SYNC_WARN and not stopped:
                 out.append(Finding(
                     rule="flushes-per-sync", level=Level.FAIL if per < plp.FLUSHES_PER_SYNC_FAIL else Level.WARN,
-                    title=f"{b.ops:,} syncs but only {d.flush_ops:,} flushes reached {d.device} (write-back cache)",
+                    title=(f"{b.device_ops:,} syncs but only {d.flush_ops:,} flushes reached {d.device} "
+                           "(write-back cache)"),
                     measured=f"{per:.2f} flushes per sync ({wl}) on {d.device}",
                     threshold=f"WARN below {plp.FLUSHES_PER_SYNC_WARN}, FAIL below {plp.FLUSHES_PER_SYNC_FAIL} "
                               "flushes per sync",
@@ -267,7 +268,7 @@ def flush_findings(device: DeviceReport | None, benches: tuple[BenchResult, ...]
                 out.append(Finding(
                     rule="flushes-write-through", level=Level.WARN if doubtful else Level.PASS,
                     title=f"the kernel sent no flushes to {d.device}: it says its cache is write through",
-                    measured=f"0 flushes during {b.ops:,} syncs ({wl}); queue/write_cache = write through",
+                    measured=f"0 flushes during {b.device_ops:,} syncs ({wl}); queue/write_cache = write through",
                     threshold="a write-back device receives a flush per sync, a write-through one none",
                     reason=("each sync ends when its write completes, without a flush: its durability rests on the "
                             "device's claim that it keeps no volatile cache" + why),
@@ -277,7 +278,7 @@ def flush_findings(device: DeviceReport | None, benches: tuple[BenchResult, ...]
         if b0 is None:
             break
         writes = next((d for d in b0.device_writes if d.device == leaf.name), None)
-        a = plp.assess(leaf, writes, b0, b0.ops)
+        a = plp.assess(leaf, writes, b0, b0.device_ops)
         if a.hint is plp.PlpHint.NOT_APPLICABLE:
             continue
         mean = plp.mean_flush_ns(writes) if writes else None

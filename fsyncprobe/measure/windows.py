@@ -1,0 +1,193 @@
+"""Quiet and probe windows: keep the scheduling probe's wake-ups out of the headline figures.
+
+On a VM an idle vCPU halts, and an I/O completion that finds it halted is served later than one
+that finds it awake (cpuidle `haltpoll`; KVM halt polling, Documentation/virt/kvm/halt-polling.rst):
+anything that wakes the CPU often speeds a sync loop up, and the scheduling probe wakes every 2 ms
+(issue 16: +6 % to +17 % on the test VM; deep C-states on bare metal do the same). So the measured
+run alternates: a quiet window (the probe paused: it sets no timer and does not run) and a probe
+window (it samples), quiet first. The headline figures come from the quiet windows only, the
+scheduling delay from the probe windows only, and what the workload did beside the probe is kept
+apart: the ratio of its rate to the headline rate is the probe's effect on this machine.
+
+The switch happens inside `Recorder.fold`, which every phase function calls between two
+operations on its 100 ms grid (`fsyncprobe.measure.loop.run_phase`): no operation is in flight at
+a switch, every batch of samples lies wholly in one window, and the mechanism works with any phase
+function that folds its samples through the recorder. A switch to quiet waits for the probe's
+answer (it finishes the sleep in progress first), so a quiet window starts only once the probe is
+blocked; the time that takes is counted in neither kind of window (`switch_ns`). A switch to the
+probe does not wait: operations done while the probe wakes up count as beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from fsyncprobe.measure.loop import Recorder
+from fsyncprobe.measure.types import ProbeWindows, TimelineSecond, Window, WindowKind
+from fsyncprobe.stats.summary import SavedHistogram, summarize
+
+QUIET_WINDOW_NS = 800_000_000
+"""A quiet window: most of the time goes to the headline figures."""
+PROBE_WINDOW_NS = 200_000_000
+"""A probe window: about 100 wake-ups of the 2 ms probe each, 20 % of the run. Windows are cut at
+the loop's folds (every 100 ms, or after an operation slower than that), so their lengths vary
+around the plan; the plan's grid, counted from the start of the run, does not drift."""
+SECOND_NS = 1_000_000_000
+
+
+class ProbeSwitch(Protocol):
+    """What the windows need of the probe (`fsyncprobe.measure.schedprobe.SchedProbe`)."""
+
+    def pause(self) -> tuple[int, int]:
+        """Stop sampling and return when stopped: (sampling began, sampling ended), monotonic ns."""
+        ...
+
+    def resume(self) -> None:
+        """Sample again."""
+        ...
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How long each kind of window lasts (they alternate, quiet first)."""
+
+    quiet_ns: int = QUIET_WINDOW_NS
+    """Length of a quiet window."""
+    probe_ns: int = PROBE_WINDOW_NS
+    """Length of a probe window."""
+
+    def kind_at(self, elapsed_ns: int) -> WindowKind:
+        """Which window the plan puts at `elapsed_ns` after the start of the measurement."""
+        if elapsed_ns % (self.quiet_ns + self.probe_ns) < self.quiet_ns:
+            return WindowKind.QUIET
+        return WindowKind.PROBE
+
+
+class WindowedRecorder(Recorder):
+    """A `Recorder` whose own figures (hist, timeline, stalls, ops) are those of the quiet windows;
+    `beside` records the probe windows. It pauses and resumes the probe at its folds."""
+
+    def __init__(self, stall_threshold_ns: int, switch: ProbeSwitch | None,
+                 plan: WindowPlan = WindowPlan(), clock: Callable[[], int] = time.monotonic_ns) -> None:
+        """`switch` None: the probe is not running (everything is quiet). The probe must be
+        paused when the measurement starts (`SchedProbe(start_paused=True)`)."""
+        super().__init__(stall_threshold_ns)
+        self.beside = Recorder(stall_threshold_ns)
+        """The operations done in probe windows."""
+        self.plan = plan
+        self.switch = switch
+        self.clock = clock
+        self.windows: list[Window] = []
+        self.switch_ns = 0
+        self.note: str | None = None
+        self._kind = WindowKind.QUIET
+        self._since: int | None = None  # when the open window started (None: at start_ns)
+        self._ops_at_open = 0
+        self._last_switch_ns = 0
+        self.run_ns = 0
+        """Wall time of the run (set by `close`)."""
+
+    def fold(self, batch: array, second: int, close_seconds_before: int) -> None:
+        """Account the batch to the open window, then switch when the plan says so."""
+        if self._kind is WindowKind.QUIET:
+            super().fold(batch, second, close_seconds_before)
+        else:
+            self.beside.fold(batch, second, close_seconds_before)
+        if self.switch is None:
+            return
+        now = self.clock()
+        want = self.plan.kind_at(now - self.start_ns)
+        if want is not self._kind:
+            self._switch(now, want)
+
+    def _ops(self, kind: WindowKind) -> int:
+        return self.ops if kind is WindowKind.QUIET else self.beside.ops
+
+    def _close_window(self, end: int, probe_from: int | None = None, probe_to: int | None = None) -> None:
+        since = self.start_ns if self._since is None else self._since
+        ops = self._ops(self._kind) - self._ops_at_open
+        t0 = self.start_ns
+        self.windows.append(Window(kind=self._kind, start_ns=since - t0, end_ns=end - t0, ops=ops,
+                                   probe_from_ns=None if probe_from is None else probe_from - t0,
+                                   probe_to_ns=None if probe_to is None else probe_to - t0))
+
+    def _switch(self, now: int, want: WindowKind) -> None:
+        switch = self.switch
+        assert switch is not None
+        probe: tuple[int, int] | None = None
+        try:
+            if want is WindowKind.QUIET:
+                probe = switch.pause()
+            else:
+                switch.resume()
+        except OSError as exc:
+            # The probe died: nothing of ours runs any more, so the rest of the run is quiet.
+            self.switch = None
+            self.note = (f"the scheduling probe stopped answering {(now - self.start_ns) / 1e9:.2f} s into the "
+                         f"run ({exc}): the rest of the run is counted as quiet")
+            want = WindowKind.QUIET
+        done = self.clock()
+        self._close_window(now, *(probe or (None, None)))
+        self.switch_ns += done - now
+        self._last_switch_ns = done - now
+        self._kind = want
+        self._since = done
+        self._ops_at_open = self._ops(want)
+
+    def close(self, elapsed_ns: int) -> None:
+        """Close the last window at the end of the run and both timelines."""
+        self.run_ns = elapsed_ns
+        end = self.start_ns + elapsed_ns
+        if self._since is not None and self._since >= end:
+            # The fold at the deadline switched after the last operation: that switch and the
+            # window it opened are not part of the run.
+            self.switch_ns -= self._last_switch_ns
+            if self.windows and self.windows[-1].end_ns > elapsed_ns:
+                self.windows[-1] = replace(self.windows[-1], end_ns=elapsed_ns)
+        else:
+            self._close_window(end)
+        super().close(elapsed_ns)
+        self.beside.close(elapsed_ns)
+
+    def quiet_timeline(self) -> tuple[TimelineSecond, ...]:
+        """The headline timeline: each second's quiet operations and how much of it was quiet."""
+        quiet = quiet_ns_by_second(self.windows)
+        return tuple(replace(s, measured_ns=quiet.get(s.second, 0)) for s in self.timeline)
+
+    def summary(self) -> ProbeWindows:
+        """What the windows were and what was done beside the probe (after `close`)."""
+        quiet = [w for w in self.windows if w.kind is WindowKind.QUIET]
+        probe = [w for w in self.windows if w.kind is WindowKind.PROBE]
+        probe_ns = sum(w.end_ns - w.start_ns for w in probe)
+        return ProbeWindows(
+            quiet_window_ns=self.plan.quiet_ns, probe_window_ns=self.plan.probe_ns, run_ns=self.run_ns,
+            quiet_windows=len(quiet), quiet_ns=self.quiet_ns(), probe_windows=len(probe), probe_ns=probe_ns,
+            switch_ns=self.switch_ns, beside_probe_ops=self.beside.ops,
+            beside_probe_ops_per_s=self.beside.ops * 1e9 / probe_ns if probe_ns > 0 else 0.0,
+            beside_probe_latency=summarize(self.beside.hist),
+            beside_probe_histogram=SavedHistogram.of(self.beside.hist),
+            windows=tuple(self.windows), note=self.note,
+        )
+
+    def quiet_ns(self) -> int:
+        """Total time of the quiet windows (after `close`)."""
+        return sum(w.end_ns - w.start_ns for w in self.windows if w.kind is WindowKind.QUIET)
+
+
+def quiet_ns_by_second(windows: list[Window] | tuple[Window, ...]) -> dict[int, int]:
+    """How many ns of each second of the run (from its start) lay in quiet windows."""
+    out: dict[int, int] = {}
+    for w in windows:
+        if w.kind is not WindowKind.QUIET:
+            continue
+        t = w.start_ns
+        while t < w.end_ns:
+            sec = t // SECOND_NS
+            upto = min(w.end_ns, (sec + 1) * SECOND_NS)
+            out[sec] = out.get(sec, 0) + upto - t
+            t = upto
+    return out
