@@ -164,6 +164,22 @@ def test_rate_50_for_4_s_makes_200_operations_on_a_real_filesystem(tmp_path: Pat
     assert realfs.leftovers(tmp_path) == []
 
 
+def test_a_paced_run_beside_the_probe_splits_its_schedule_between_the_windows(tmp_path: Path) -> None:
+    # With the scheduling probe (the default) the headline holds the quiet windows' operations and
+    # the probe windows' are reported apart: together they are the whole schedule, and the end of
+    # the run (a paced run idles to its planned end after its last operation) asks nothing of the
+    # probe that has stopped by then.
+    report = bench_json(str(tmp_path), "-w", "overwrite", "--sync", "fdatasync", "--file-size", "1m",
+                        "--rate", "50", "--duration", "3s", "--warmup", "100ms", "--no-ring-id")
+    b = report["benches"][0]
+    w = b["probe_windows"]
+    assert w is not None and w["note"] is None and not any("probe" in n for n in b["notes"]), b["notes"]
+    assert w["quiet_windows"] >= 3 and w["probe_windows"] >= 2
+    assert abs(b["ops"] + w["beside_probe_ops"] - 150) <= 1 and b["pacing"]["scheduled_ops"] == 150
+    assert not any("never started" in n for n in b["notes"])
+    assert b["sched_probe"] is not None and b["sched_probe"]["lateness"]["count"] > 0
+
+
 def test_interval_is_the_inverse_of_rate(tmp_path: Path) -> None:
     report = bench_json(str(tmp_path), "-w", "pveperf", "--interval", "40ms", "--ops", "10", "--warmup", "0",
                         "--no-sched-probe", "--no-ring-id")

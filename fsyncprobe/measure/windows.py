@@ -140,6 +140,10 @@ class WindowedRecorder(Recorder):
 
     def close(self, elapsed_ns: int) -> None:
         """Close the last window at the end of the run and both timelines."""
+        # The run is over (and the probe stopped): closing folds an empty batch (Recorder.close),
+        # which must not switch windows. A paced run idles to its planned end after its last
+        # fold, so without this the close asked a stopped probe to pause.
+        self.switch = None
         self.run_ns = elapsed_ns
         end = self.start_ns + elapsed_ns
         if self._since is not None and self._since >= end:
