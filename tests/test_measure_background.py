@@ -198,7 +198,10 @@ def test_a_backup_beside_raises_the_pmxcfs_p99_and_the_verdict_names_it(tmp_path
     print("p50, p99 ms:", side_by_side)
     assert alone["background_write"] is None and busy["background_write"]["written_bytes"] > 4 << 20
     assert busy["background_write"]["dirty_max_bytes"] is not None
-    assert busy["latency"]["p99_ns"] >= 3 * alone["latency"]["p99_ns"], side_by_side
+    # Twice, not more: a WAL checkpoint (about every 1,000 pages) that lands in the run without the
+    # writer puts its p99 at 30-35 ms on this 100-IOPS disk (1 run in 4 here); loaded p99s were
+    # 93-425 ms, against 0.35-0.55 ms without the writer when no checkpoint landed.
+    assert busy["latency"]["p99_ns"] >= 2 * alone["latency"]["p99_ns"], side_by_side
     found = {f["title"] for f in report["verdict"]["findings"] if f["rule"] == "background-write"}
     assert len(found) == 2 and any(t.startswith("sqlite p99") and "without it" in t for t in found), found
 

@@ -7,6 +7,7 @@ state dir comes from (corosync.conf's `system.state_dir`, `--state-dir`, `--no-r
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -138,7 +139,10 @@ def test_no_ring_id_and_a_missing_state_dir(tmp_path: Path) -> None:
     b = missing.benches[0]
     assert b.ring_id_store is None and b.ops > 0
     assert any("ring-id write not measured" in n and "nope" in n for n in b.notes)
-    on = pipeline.bench(params, sched_probe=False, ring_id=pipeline.RingIdOptions(state_dir=str(tmp_path)))
+    # The ring-id write runs in the probe windows only (fsyncprobe.measure.windows): the run needs
+    # one, so longer than a quiet window.
+    longer = dataclasses.replace(params, duration_ns=1_200_000_000)
+    on = pipeline.bench(longer, sched_probe=False, ring_id=pipeline.RingIdOptions(state_dir=str(tmp_path)))
     ri = on.benches[0].ring_id_store
     assert ri is not None and ri.latency.count >= 1 and ri.state_dir == str(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == []

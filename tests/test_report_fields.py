@@ -13,7 +13,7 @@ Fields added since, on purpose, are in the recorded files too, so the comparison
 `benches[].background_write`, `benches[].params.rate_per_s` and `benches[].pacing` (issue 16: the
 background writer, and the paced mode: the verdict's pmxcfs profile has a third, paced run);
 `benches[].probe_windows`, `benches[].timeline[].measured_ns` and `benches[].sched_probe.windows`
-(issue 16: the probe's quiet and probe windows).
+(issue 16: the probe's quiet and probe windows, and `overruns`).
 """
 
 from __future__ import annotations

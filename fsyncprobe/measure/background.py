@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 
 from fsyncprobe.errors import MeasureError, UsageError
-from fsyncprobe.measure.sideprocess import SideProcess, child_setup, say
+from fsyncprobe.measure.sideprocess import SideProcess, SideProcessOwner, child_setup, say
 from fsyncprobe.measure.types import BackgroundWrite, BackgroundWriteResult
 from fsyncprobe.units import format_size, parse_size
 
@@ -226,7 +226,7 @@ def _child(directory: str, rate_text: str, cap: int, parent_pid: int) -> int:
 
 
 @dataclass
-class BackgroundWriter:
+class BackgroundWriter(SideProcessOwner):
     """Runs the writer beside a workload: `start()`, work, `stop()` -> the result; the process
     is reaped on every path (`__exit__`)."""
 
@@ -243,21 +243,6 @@ class BackgroundWriter:
         # mm/page-writeback.c) and is killable: 5 s is ample before the tool kills it.
         self._side = SideProcess("background writer", ["fsyncprobe.measure.background", self.directory, rate,
                                                        str(self.cap_bytes), str(os.getpid())], exit_timeout_s=5)
-
-    def __enter__(self) -> BackgroundWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._side.close()
-
-    @property
-    def pid(self) -> int | None:
-        """The writer's pid while it runs (tests watch it go)."""
-        return self._side.pid
-
-    def start(self) -> None:
-        """Start writing (returns once the writer has its file open)."""
-        self._side.start()
 
     def stop(self) -> BackgroundWriteResult | None:
         """Stop the writer and return what it did (None: it died without saying)."""

@@ -29,6 +29,7 @@ from fsyncprobe.errors import FsyncprobeError, Interrupted, MeasureError, UsageE
 from fsyncprobe.measure import blockstats, pacing, safety, workloads
 from fsyncprobe.measure.failures import as_measure_error
 from fsyncprobe.measure.loop import ProgressCallback, Recorder
+from fsyncprobe.measure.ringid import RATE_PER_S as RING_ID_RATE_PER_S
 from fsyncprobe.measure.ringid import RingIdProbe, RingIdSite, RingIdTarget
 from fsyncprobe.measure.types import (
     BackgroundWriteResult,
@@ -40,7 +41,7 @@ from fsyncprobe.measure.types import (
     SchedProbeResult,
     StallSummary,
 )
-from fsyncprobe.measure.windows import WindowedRecorder
+from fsyncprobe.measure.windows import ProbeGroup, ProbeSwitch, WindowedRecorder, WindowPlan
 from fsyncprobe.signals import signals_ignored, sigterm_raises
 from fsyncprobe.stats.summary import SavedHistogram, summarize
 from fsyncprobe.units import format_size
@@ -195,33 +196,41 @@ def run_bench(
                     )
                     if params.background_write is not None:  # before the warm-up: see measure/background.py
                         bg = _start_background(params, tmpdir, needed)
+                    # The side probes start before the warm-up, paused (no timer, no wake-up, no write:
+                    # they do not touch the warm-up), so that their Python start-up does not put an
+                    # idle gap between warm-up and measurement that a run without them does not have.
+                    # They run only in the probe windows (fsyncprobe.measure.windows).
                     if sched_probe:
-                        # Started before the warm-up, paused (no timer, no wake-up: it does not touch the
-                        # warm-up), so that its Python start-up does not put an idle gap between warm-up and
-                        # measurement that a run with --no-sched-probe does not have. The windows resume
-                        # it (fsyncprobe.measure.windows).
                         probe = _start_sched_probe()
-                        loop = WindowedRecorder(params.stall_threshold_ns, probe)
+                    if ring_id is not None:
+                        rid = _start_ring_id(ring_id, rid_notes)
+                    side: list[ProbeSwitch] = [p for p in (probe, rid) if p is not None]
+                    if side:
+                        loop = WindowedRecorder(params.stall_threshold_ns, ProbeGroup(side))
                     if params.warmup_ns > 0:
                         warmup_ops, _ = run_phase(
                             prepared.op, params.warmup_ns, None, None, "warmup", progress, prepared.rotating
                         )
                     if prepared.begin_measure is not None:
                         prepared.begin_measure()
-                    if ring_id is not None:
-                        rid = _start_ring_id(ring_id, rid_notes)
                     before = blockstats.read_counters([d.name for d in devices])
                     started = True
+                    if isinstance(loop, WindowedRecorder):
+                        loop.start_watch()
                     _, measured_ns = run_phase(
                         prepared.op, params.duration_ns, params.ops_limit, loop, "measure", progress,
                         prepared.rotating,
                     )
+                    if isinstance(loop, WindowedRecorder):
+                        loop.stop_watch()
                 except KeyboardInterrupt:
                     raise Interrupted(signal.SIGINT) from None
             except (Interrupted, OSError, sqlite3.Error) as exc:
                 err = exc if isinstance(exc, Interrupted) else as_measure_error(exc, params.path)
                 partial = None
                 if started:
+                    if isinstance(loop, WindowedRecorder):
+                        loop.stop_watch()
                     probe_result = _stop_probe(probe)
                     probe = None
                     rid_result, rid = _stop_probe(rid), None
@@ -370,7 +379,13 @@ def _start_ring_id(site: RingIdSite, notes: list[str]) -> RingIdProbe | None:
     is measured without it and a note says why."""
     why = site.unavailable
     if why is None:
-        probe = RingIdProbe(site)
+        # Paused until the first probe window, it writes only in those (a fifth of the run,
+        # windows.PROBE_WINDOW_NS of every second), at a rate raised to keep RATE_PER_S writes a
+        # second of the run: as many samples as before, and each file still rewritten every
+        # ROTATING_FILES / RATE_PER_S seconds of wall time.
+        plan = WindowPlan()
+        rate = RING_ID_RATE_PER_S * (plan.quiet_ns + plan.probe_ns) / plan.probe_ns
+        probe = RingIdProbe(site, rate_per_s=rate, start_paused=True)
         try:
             probe.start()
             return probe
@@ -409,8 +424,11 @@ def _result(
         windows = loop.summary()
         elapsed_ns = windows.quiet_ns
         timeline = loop.quiet_timeline()
+        # No probe window (a run shorter than one quiet window): nothing sampled, nothing to say.
         if probe_result is not None and probe_result.lateness.count == 0:
-            probe_result = None  # no probe window (a run shorter than one quiet window)
+            probe_result = None
+        if ring_id is not None and ring_id.latency.count == 0 and ring_id.note is None:
+            ring_id = None
     after = blockstats.read_counters([d.name for d in devices])
     writes = blockstats.deltas(devices, before, after)
     notes = list(prepared.notes) if prepared else []

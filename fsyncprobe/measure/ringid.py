@@ -34,7 +34,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from fsyncprobe.measure.sideprocess import SideProcess, child_setup, histogram_fields, say, set_realtime
+from fsyncprobe.measure.sideprocess import (
+    PAUSE_TIMEOUT_S,
+    SideProcess,
+    child_control,
+    histogram_fields,
+    say,
+    set_realtime,
+)
 from fsyncprobe.measure.types import RingIdStoreResult
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram, summarize
@@ -78,9 +85,14 @@ class RingIdSite:
     """Why the ring-id write cannot be measured there (None: it can)."""
 
 
-def _child(directory: str, rate_per_s: float) -> int:
-    """The probe process: corosync_ring_id_store's calls, paced, until stdin closes."""
-    stop = child_setup()
+def _child(directory: str, rate_per_s: float, start_paused: bool = False) -> int:
+    """The probe process: corosync_ring_id_store's calls, paced, until stdin closes.
+
+    Like the scheduling probe it can pause (the engine's quiet windows, `fsyncprobe.measure.windows`):
+    between `pause` and `resume` it writes nothing and sets no timer; it answers `pause` after the
+    write in progress, and after `resume` the next write is due one interval later. `duration_ns`
+    counts only the time it was writing. With `start_paused` it waits for the first `resume`."""
+    control = child_control()
     policy, _, note = set_realtime()  # corosync runs SCHED_RR (exec/main.c)
     names = [os.path.join(directory, f"ringid_{k}") for k in range(ROTATING_FILES)]
     for name in names:  # corosync_ring_id_create_or_load made the file at start-up: so do we
@@ -92,15 +104,35 @@ def _child(directory: str, rate_per_s: float) -> int:
     hist = Histogram()
     clock = time.monotonic_ns
     interval_ns = int(1e9 / rate_per_s)
+    pause, stop = control.pause, control.stop
     say({"ready": True})
-    start = clock()
+    running = not start_paused
+    started = clock()
+    active_ns = 0
     seq = 0
-    next_ns = start + interval_ns
+    next_ns = started + interval_ns
     error = None
-    while not stop.is_set():
-        now = clock()
-        if next_ns > now and stop.wait((next_ns - now) / 1e9):
+    while True:
+        if not running:
+            if not control.wait_resumed():
+                break
+            running, started = True, clock()
+            next_ns = started + interval_ns
+            continue
+        if stop.is_set():
+            active_ns += clock() - started
             break
+        if pause.is_set():
+            pause.clear()
+            ended = clock()
+            active_ns += ended - started
+            running = False
+            say({"paused": True, "active_from_ns": started, "active_to_ns": ended})
+            continue
+        now = clock()
+        if next_ns > now:
+            pause.wait((next_ns - now) / 1e9)  # a pause ends the wait at once; a stop after it
+            continue
         seq += 4  # totemsrp.c memb_state_commit_token_create: a new ring's seq is the old one + 4
         t0 = clock()
         try:
@@ -111,13 +143,14 @@ def _child(directory: str, rate_per_s: float) -> int:
                 os.close(fd)
         except OSError as exc:
             error = f"ring-id write failed: {exc.strerror or exc}"
+            active_ns += clock() - started
             break
         done = clock()
         hist.record(done - t0)
         # The next write is due an interval after this one was due, but never sooner than the
         # interval after a slow one ended: one long block is one sample, not a burst after it.
         next_ns = max(next_ns + interval_ns, done + interval_ns // 2)
-    say({"policy": policy, "duration_ns": clock() - start,
+    say({"policy": policy, "duration_ns": active_ns,
          "note": "; ".join(x for x in (note, error) if x) or None, **histogram_fields(hist)})
     return 0
 
@@ -126,7 +159,10 @@ class RingIdProbe:
     """Runs the probe beside a workload: `start()`, work, `stop()` -> the result; the temp dir
     and the process go on every path (use it as a context manager)."""
 
-    def __init__(self, site: RingIdSite, rate_per_s: float = RATE_PER_S) -> None:
+    def __init__(self, site: RingIdSite, rate_per_s: float = RATE_PER_S, start_paused: bool = False) -> None:
+        """`start_paused`: it writes nothing until the first `resume()` (the engine's probe windows,
+        where it writes at a rate raised so that its writes a second stay `RATE_PER_S`)."""
+        self.start_paused = start_paused
         self.target = site.target
         self.mountpoint = site.mountpoint
         self.fstype = site.fstype
@@ -149,9 +185,22 @@ class RingIdProbe:
     def start(self) -> None:
         """Make the private temp dir in the state dir and start writing (OSError when either fails)."""
         self._dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.target.state_dir)
-        self._side = SideProcess("ring-id probe", ["fsyncprobe.measure.ringid", self._dir, repr(self.rate_per_s)],
-                                 exit_timeout_s=30)
+        args = ["fsyncprobe.measure.ringid", self._dir, repr(self.rate_per_s)]
+        self._side = SideProcess("ring-id probe", args + (["paused"] if self.start_paused else []), exit_timeout_s=30)
         self._side.start()
+
+    def pause(self) -> tuple[int, int]:
+        """Stop writing (after the write in progress) and return the stretch it wrote in (monotonic
+        ns); OSError: it died or did not answer within `PAUSE_TIMEOUT_S`."""
+        if self._side is None:
+            raise OSError("the ring-id probe is not running")
+        return self._side.pause(PAUSE_TIMEOUT_S)
+
+    def resume(self) -> None:
+        """Write again (the next write one interval after this)."""
+        if self._side is None:
+            raise OSError("the ring-id probe is not running")
+        self._side.send("resume")
 
     def stop(self) -> RingIdStoreResult | None:
         """Stop writing and return what was measured (None when the probe died without a result)."""
@@ -168,4 +217,5 @@ class RingIdProbe:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_child(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else RATE_PER_S))
+    raise SystemExit(_child(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else RATE_PER_S,
+                            "paused" in sys.argv[3:]))

@@ -18,7 +18,15 @@ from __future__ import annotations
 import sys
 import time
 
-from fsyncprobe.measure.sideprocess import SideProcess, child_control, histogram_fields, say, set_realtime
+from fsyncprobe.measure.sideprocess import (
+    PAUSE_TIMEOUT_S,
+    SideProcess,
+    SideProcessOwner,
+    child_control,
+    histogram_fields,
+    say,
+    set_realtime,
+)
 from fsyncprobe.measure.types import SchedProbeResult
 from fsyncprobe.stats.histogram import Histogram
 from fsyncprobe.stats.summary import SavedHistogram, summarize
@@ -74,13 +82,7 @@ def _child(interval_ns: int, start_paused: bool = False) -> int:
     return 0
 
 
-PAUSE_TIMEOUT_S = 30.0
-"""How long `pause` waits for the probe's answer. The probe answers after the sleep in progress, so
-normally within a few ms; a probe kept off the CPU answers late by the stall it is measuring (4.9 s
-in corosync issue 520), and one stuck longer than this is given up on rather than hang the run."""
-
-
-class SchedProbe:
+class SchedProbe(SideProcessOwner):
     """Runs the probe process beside a workload: `start()`, work, `stop()` -> the result.
 
     Use as a context manager so the process is reaped on every path.
@@ -95,29 +97,12 @@ class SchedProbe:
         args = ["fsyncprobe.measure.schedprobe", str(interval_ns)] + (["paused"] if start_paused else [])
         self._side = SideProcess("scheduling probe", args, exit_timeout_s=2)
 
-    def __enter__(self) -> SchedProbe:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._side.close()
-
-    @property
-    def pid(self) -> int | None:
-        """The probe process's pid while it runs (tests stop it to see a stall measured)."""
-        return self._side.pid
-
-    def start(self) -> None:
-        """Start the process and wait until it measures (its Python start-up is not counted)."""
-        self._side.start()
-
     def pause(self) -> tuple[int, int]:
         """Stop the probe's sampling and return once it has (after the sleep in progress): from
         then on it sets no timer and does not run until `resume`. Returns the monotonic times
         (ns, the same clock in every process) at which the window just ended had begun and ended
         in the probe. OSError: the probe died or did not answer within `pause_timeout_s`."""
-        self._side.send("pause")
-        got = self._side.expect("paused", self.pause_timeout_s)
-        return int(got["active_from_ns"]), int(got["active_to_ns"])
+        return self._side.pause(self.pause_timeout_s)
 
     def resume(self) -> None:
         """Let the probe sample again (it starts a fresh sleep; nothing is waited for)."""

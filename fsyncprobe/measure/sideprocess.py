@@ -21,11 +21,18 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from fsyncprobe.stats.histogram import Histogram
 
 _MCL_CURRENT, _MCL_FUTURE = 1, 2  # <sys/mman.h>
+
+
+PAUSE_TIMEOUT_S = 30.0
+"""How long `SideProcess.pause` waits for a child's answer. A child answers after the sample in
+progress, so normally within milliseconds; one kept off the CPU or blocked in the kernel answers
+late by the stall it is measuring (4.9 s in corosync issue 520), and one stuck longer than this is
+given up on rather than hang the run."""
 
 
 # --- The child's side --------------------------------------------------------------------------
@@ -140,6 +147,9 @@ class SideProcess:
         self.args = args
         self.exit_timeout_s = exit_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
+        self._early_result: dict[str, Any] | None = None
+        """The result line a child sent in answer to a control line (it had stopped on its own, e.g.
+        on a failed write): kept for `finish`."""
 
     @property
     def pid(self) -> int | None:
@@ -177,8 +187,19 @@ class SideProcess:
                 raise OSError(f"the {self.what} did not answer {key!r} within {timeout_s:g} s")
         got = self._readline(proc.stdout if proc is not None else None)
         if not got.get(key):
+            if "duration_ns" in got:  # its result: it stopped on its own and has said everything
+                self._early_result = got
+                raise OSError(f"the {self.what} stopped: {got.get('note') or 'no reason given'}")
             raise OSError(f"the {self.what} did not answer {key!r}")
         return got
+
+    def pause(self, timeout_s: float) -> tuple[int, int]:
+        """Ask a pausable child (`child_control`) to stop sampling and return once it has: the
+        monotonic times (ns, one clock in every process) at which the stretch it just ended had
+        begun and ended. OSError: it died, or did not answer within `timeout_s`."""
+        self.send("pause")
+        got = self.expect("paused", timeout_s)
+        return int(got["active_from_ns"]), int(got["active_to_ns"])
 
     def finish(self, timeout_s: float | None = None) -> tuple[dict[str, Any], Histogram] | None:
         """Tell the process to stop and read its result line and histogram (None: it died first, or
@@ -187,15 +208,17 @@ class SideProcess:
         if proc is None or proc.stdin is None:
             return None
         proc.stdin.close()
-        if timeout_s is not None and proc.stdout is not None and \
-                not select.select([proc.stdout], [], [], timeout_s)[0]:
-            return None
-        try:
-            data = self._readline(proc.stdout)
-            while "paused" in data:  # a late answer to a control line (`expect` gave up on it)
+        data = self._early_result
+        if data is None:
+            if timeout_s is not None and proc.stdout is not None and \
+                    not select.select([proc.stdout], [], [], timeout_s)[0]:
+                return None
+            try:
                 data = self._readline(proc.stdout)
-        except OSError:
-            return None
+                while "paused" in data:  # a late answer to a control line (`expect` gave up on it)
+                    data = self._readline(proc.stdout)
+            except OSError:
+                return None
         if "buckets" not in data:  # a side process that times nothing (the background writer)
             return data, Histogram()
         hist = Histogram.from_sparse([tuple(b) for b in data["buckets"]], total_sum=data["sum_ns"],
@@ -230,3 +253,26 @@ class SideProcess:
         if not isinstance(value, dict):
             raise OSError(f"the {self.what} sent garbage")
         return value
+
+
+class SideProcessOwner:
+    """What every driver of one side process has in common (the scheduling probe, the background
+    writer): a context manager that reaps the process on every path, its pid, and `start`."""
+
+    _side: SideProcess
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._side.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The process's pid while it runs (tests stop it, or watch it go)."""
+        return self._side.pid
+
+    def start(self) -> None:
+        """Start the process and return once it says it is ready (its Python start-up is not
+        counted: the probe measures, the writer has its file open)."""
+        self._side.start()

@@ -220,6 +220,11 @@ class ProbeWindows:
     """Every window in order."""
     note: str | None = None
     """What went wrong with the windows (the probe stopped answering), when something did."""
+    overruns: int = 0
+    """Quiet windows an operation held open past their plan by more than `windows.OVERRUN_GRACE_NS`
+    (windows switch only between operations), in which the probes were resumed while it ran: on a
+    slow disk they sample while a sync blocks, when corosync suffers most. Those operations still
+    count in the headline (the probes' wake-ups move a sync by microseconds)."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +245,8 @@ class RingIdStoreResult:
     same_filesystem: bool
     """True when it is the filesystem the sync workload loaded."""
     rate_per_s: float
-    """Writes asked for per second."""
+    """Writes asked for per second of writing: with the probe windows (the default) it writes only
+    in those, at a rate raised so that the run as a whole sees about `ringid.RATE_PER_S` a second."""
     policy: str
     """Scheduling policy the writer ran with (`SCHED_RR` like corosync as root, else `SCHED_OTHER`)."""
     latency: LatencySummary
@@ -248,7 +254,7 @@ class RingIdStoreResult:
     histogram: SavedHistogram
     """The whole latency distribution."""
     duration_ns: int
-    """How long the writer ran."""
+    """How long the writer wrote (with the probe windows: their time only)."""
     note: str | None = None
     """What the reader must know (no real-time priority, a failed write)."""
 

@@ -20,6 +20,7 @@ probe does not wait: operations done while the probe wakes up count as beside it
 
 from __future__ import annotations
 
+import threading
 import time
 from array import array
 from collections.abc import Callable
@@ -37,10 +38,16 @@ PROBE_WINDOW_NS = 200_000_000
 the loop's folds (every 100 ms, or after an operation slower than that), so their lengths vary
 around the plan; the plan's grid, counted from the start of the run, does not drift."""
 SECOND_NS = 1_000_000_000
+OVERRUN_GRACE_NS = 300_000_000
+"""How long past its planned end a quiet window may stay open (an operation in flight holds it,
+since windows switch only between operations) before the probes are resumed anyway: longer than
+the loop's fold grid (100 ms) and the pmxcfs profile's paced interval (200 ms), so a normal run
+never meets it; on a slow disk, where one sync takes seconds, it lets the probes sample while the
+sync blocks, which is when corosync's own scheduling and ring-id write suffer (issue 520)."""
 
 
 class ProbeSwitch(Protocol):
-    """What the windows need of the probe (`fsyncprobe.measure.schedprobe.SchedProbe`)."""
+    """What the windows need of a side probe (`schedprobe.SchedProbe`, `ringid.RingIdProbe`)."""
 
     def pause(self) -> tuple[int, int]:
         """Stop sampling and return when stopped: (sampling began, sampling ended), monotonic ns."""
@@ -49,6 +56,35 @@ class ProbeSwitch(Protocol):
     def resume(self) -> None:
         """Sample again."""
         ...
+
+
+class ProbeGroup:
+    """The side probes a run has (the scheduling probe, corosync's ring-id write), paused and resumed
+    together: both wake the CPU, and the ring-id write also loads the measured filesystem's journal
+    (4 writes a second took about 3 % off an fdatasync loop's rate on the test VM), so neither may
+    run in a quiet window. The first probe's sampling stretch is the window's."""
+
+    def __init__(self, probes: list[ProbeSwitch]) -> None:
+        self.probes = probes
+
+    def pause(self) -> tuple[int, int]:
+        """Pause every probe (each even when one fails, so none keeps running into the quiet
+        window); OSError when one died or did not answer."""
+        spans: list[tuple[int, int]] = []
+        failed: OSError | None = None
+        for probe in self.probes:
+            try:
+                spans.append(probe.pause())
+            except OSError as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+        return spans[0]
+
+    def resume(self) -> None:
+        """Resume every probe."""
+        for probe in self.probes:
+            probe.resume()
 
 
 @dataclass(frozen=True)
@@ -90,6 +126,62 @@ class WindowedRecorder(Recorder):
         self._last_switch_ns = 0
         self.run_ns = 0
         """Wall time of the run (set by `close`)."""
+        self.overruns = 0
+        """Quiet windows an operation held open past `OVERRUN_GRACE_NS`, in which the probes were
+        resumed while it ran (its latency still counts in the headline: the probes' wake-ups move a
+        sync by microseconds, nothing beside one that takes that long)."""
+        self._running = False  # whether the probes are sampling now (a probe window or an overrun)
+        self._lock = threading.Condition()
+        self._watching = False
+        self._watcher: threading.Thread | None = None
+
+    def start_watch(self) -> None:
+        """Start the thread that resumes the probes when an operation holds a quiet window open
+        (`OVERRUN_GRACE_NS`). It wakes once a window, at the planned end of a quiet one plus the
+        grace, a time that falls in the probe window of a run whose folds come on time."""
+        if self.switch is None or self._watcher is not None:
+            return
+        self._watching = True
+        self._watcher = threading.Thread(target=self._watch, name="fsyncprobe-windows", daemon=True)
+        self._watcher.start()
+
+    def stop_watch(self) -> None:
+        """Stop that thread (before the probes are stopped); safe to call twice."""
+        with self._lock:
+            self._watching = False
+            self._lock.notify_all()
+        if self._watcher is not None:
+            self._watcher.join()
+            self._watcher = None
+
+    def _overrun_at(self) -> int | None:
+        """When the open quiet window overruns (None: the probes run already)."""
+        if self._kind is not WindowKind.QUIET or self._running or self.switch is None:
+            return None
+        period = self.plan.quiet_ns + self.plan.probe_ns
+        opened = self.start_ns if self._since is None else self._since
+        k = (opened - self.start_ns) // period
+        return self.start_ns + k * period + self.plan.quiet_ns + OVERRUN_GRACE_NS
+
+    def _watch(self) -> None:
+        with self._lock:
+            while self._watching:
+                if self.start_ns == 0:  # started just before the measured phase sets its start
+                    self._lock.wait(0.01)
+                    continue
+                due = self._overrun_at()
+                now = self.clock()
+                if due is None or now < due:
+                    self._lock.wait(None if due is None else (due - now) / 1e9)
+                    continue
+                switch = self.switch
+                assert switch is not None
+                try:
+                    switch.resume()
+                except OSError:
+                    continue  # the fold's next switch finds it and says so
+                self._running = True
+                self.overruns += 1
 
     def fold(self, batch: array, second: int, close_seconds_before: int) -> None:
         """Account the batch to the open window, then switch when the plan says so."""
@@ -101,8 +193,10 @@ class WindowedRecorder(Recorder):
             return
         now = self.clock()
         want = self.plan.kind_at(now - self.start_ns)
-        if want is not self._kind:
-            self._switch(now, want)
+        if want is not self._kind or (want is WindowKind.QUIET and self._running):
+            with self._lock:
+                self._switch(now, want)
+                self._lock.notify_all()
 
     def _ops(self, kind: WindowKind) -> int:
         return self.ops if kind is WindowKind.QUIET else self.beside.ops
@@ -122,12 +216,14 @@ class WindowedRecorder(Recorder):
         try:
             if want is WindowKind.QUIET:
                 probe = switch.pause()
-            else:
+            elif not self._running:  # (the watcher resumed them during a long operation)
                 switch.resume()
+            self._running = want is WindowKind.PROBE
         except OSError as exc:
+            self._running = False
             # The probe died: nothing of ours runs any more, so the rest of the run is quiet.
             self.switch = None
-            self.note = (f"the scheduling probe stopped answering {(now - self.start_ns) / 1e9:.2f} s into the "
+            self.note = (f"a side probe stopped answering {(now - self.start_ns) / 1e9:.2f} s into the "
                          f"run ({exc}): the rest of the run is counted as quiet")
             want = WindowKind.QUIET
         done = self.clock()
@@ -143,6 +239,7 @@ class WindowedRecorder(Recorder):
         # The run is over (and the probe stopped): closing folds an empty batch (Recorder.close),
         # which must not switch windows. A paced run idles to its planned end after its last
         # fold, so without this the close asked a stopped probe to pause.
+        self.stop_watch()
         self.switch = None
         self.run_ns = elapsed_ns
         end = self.start_ns + elapsed_ns
@@ -174,7 +271,7 @@ class WindowedRecorder(Recorder):
             beside_probe_ops_per_s=self.beside.ops * 1e9 / probe_ns if probe_ns > 0 else 0.0,
             beside_probe_latency=summarize(self.beside.hist),
             beside_probe_histogram=SavedHistogram.of(self.beside.hist),
-            windows=tuple(self.windows), note=self.note,
+            windows=tuple(self.windows), note=self.note, overruns=self.overruns,
         )
 
     def quiet_ns(self) -> int:

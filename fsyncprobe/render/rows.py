@@ -119,8 +119,13 @@ def window_rows(b: BenchResult) -> list[tuple[str, str]]:
     w = b.probe_windows
     if w is None:
         return []
-    rows = [("windows", f"{w.quiet_windows:,} quiet ({w.quiet_ns / 1e9:.2f} s, probe paused): rate, latency, "
-                        f"timeline; {w.probe_windows:,} probe ({w.probe_ns / 1e9:.2f} s): scheduling delay")]
+    measured = ", ".join(what for what, on in (("scheduling delay", b.sched_probe is not None),
+                                               ("ring-id write", b.ring_id_store is not None)) if on)
+    overruns = (f"; {w.overruns:,} quiet windows held open by a long operation, the probes resumed meanwhile"
+                if w.overruns else "")
+    rows = [("windows", f"{w.quiet_windows:,} quiet ({w.quiet_ns / 1e9:.2f} s, probes paused): rate, latency, "
+                        f"timeline; {w.probe_windows:,} probe ({w.probe_ns / 1e9:.2f} s): {measured or 'nothing'}"
+                        f"{overruns}")]
     if w.beside_probe_ops:
         ratio = f", {w.beside_probe_ops_per_s / b.ops_per_s:.2f}x the quiet rate" if b.ops_per_s > 0 else ""
         rows.append(("beside the probe", f"{w.beside_probe_ops_per_s:,.1f} ops/s{ratio}, p99 "
