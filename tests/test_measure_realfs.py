@@ -137,7 +137,7 @@ def test_json_carries_schema_version_and_every_parameter(tmp_path: Path) -> None
     assert realfs.leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("workload", ["pveperf", "overwrite", "append", "sqlite"])
+@pytest.mark.parametrize("workload", ["pveperf", "pveperf-durable", "overwrite", "append", "sqlite"])
 @pytest.mark.parametrize("sync", ["fsync", "dsync"])
 def test_every_workload_runs_and_leaves_nothing(tmp_path: Path, workload: str, sync: str) -> None:
     report = bench_json(str(tmp_path), "-w", workload, "--sync", sync, "--file-size", "256k",
