@@ -88,7 +88,7 @@ def test_bench_report_fields(tmp_path: Path) -> None:
 
 def test_verdict_report_fields(tmp_path: Path) -> None:
     new = run("verdict", str(tmp_path), "--no-corosync-conf", *QUICK)
-    assert len(new["benches"]) == 3 and new["model"] is not None and new["verdict"] is not None
+    assert len(new["benches"]) == 2 and new["model"] is not None and new["verdict"] is not None
     assert shape_differences(recorded("verdict"), new) == []
 
 
