@@ -23,29 +23,7 @@ import pytest
 from tests import realfs
 from tests.cli_helpers import bench_json
 from tests.conftest import requires_root
-
-# pveperf's test_fsync (pve-manager bin/pveperf), its own statements: open '>' (create or
-# truncate) one of 300 rotating files, `print` 4,001 bytes, File::Sync::fsync, close; count /
-# elapsed once the time is up (or, given MAX > 0, after MAX operations). The `print` only fills
-# PerlIO's buffer and File::Sync::fsync does not flush it, so the system calls are openat(O_TRUNC),
-# fsync, write(4001), close (checked below with strace). DURABLE = 1 flushes the buffer before the
-# fsync (IO::Handle's flush): what pveperf means to do, the calls of `pveperf-durable`.
-PERL_PVEPERF = r"""
-use strict; use warnings; use File::Sync; use IO::Handle; use Time::HiRes qw(gettimeofday tv_interval);
-my ($dir, $secs, $max, $durable) = @ARGV; my $data = ('A' x 4000) . "\n";
-my $t0 = [gettimeofday]; my ($count, $el);
-for ($count = 1;; $count++) {
-    my $m = $count % 300;
-    open(TMP, ">$dir/tf_$m.dat") || die "open failed: $!";
-    print TMP $data;
-    TMP->flush if $durable;
-    File::Sync::fsync(\*TMP);
-    close(TMP);
-    $el = tv_interval($t0); last if $el > $secs or ($max and $count >= $max);
-}
-printf "%.3f\n", $count / $el;
-"""
-PERL_CMD = ("perl", "-e", PERL_PVEPERF)
+from tests.pveperf_ref import PERL_CMD
 
 
 def perl_pveperf(fs_root: Path, seconds: float, max_ops: int = 0, durable: bool = False) -> float:
