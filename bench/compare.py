@@ -518,16 +518,18 @@ def table(s: Series) -> str:
     if any("write_p50" in b.extra for _, b in s.pairs):
         head += f" {'write p50/p99 us':>16}"
     lines = [head]
+    # a few operations a second (the pveperf case's throttled disk) need their decimals
+    dec = 2 if max((x for pair in s.pairs for x in (pair[0].ops_per_s, pair[1].ops_per_s)), default=0) < 100 else 0
     for i, (a, b) in enumerate(s.pairs, 1):
-        row = f"{i:>6} {a.ops_per_s:>17,.0f} {b.ops_per_s:>20,.0f} {_ratio(a.ops_per_s, b.ops_per_s):>6}"
+        row = f"{i:>6} {a.ops_per_s:>17,.{dec}f} {b.ops_per_s:>20,.{dec}f} {_ratio(a.ops_per_s, b.ops_per_s):>6}"
         for m in s.metrics:
             x, y = a.latency_ns.get(m, 0.0), b.latency_ns.get(m, 0.0)
             row += f" {_us(x):>12} {_us(y):>13} {_ratio(x, y):>6}"
         if "write_p50" in b.extra:
             row += f" {_us(b.extra['write_p50']) + ' / ' + _us(b.extra.get('write_p99', 0.0)):>16}"
         lines.append(row)
-    row = f"{'median':>6} {_med([a.ops_per_s for a, _ in s.pairs]):>17,.0f} " \
-          f"{_med([b.ops_per_s for _, b in s.pairs]):>20,.0f} {_fmt_ratio(s.ratios('ops')):>6}"
+    row = f"{'median':>6} {_med([a.ops_per_s for a, _ in s.pairs]):>17,.{dec}f} " \
+          f"{_med([b.ops_per_s for _, b in s.pairs]):>20,.{dec}f} {_fmt_ratio(s.ratios('ops')):>6}"
     for m in s.metrics:
         row += f" {_us(_med([a.latency_ns.get(m, 0.0) for a, _ in s.pairs])):>12}" \
                f" {_us(_med([b.latency_ns.get(m, 0.0) for _, b in s.pairs])):>13} {_fmt_ratio(s.ratios(m)):>6}"
@@ -767,7 +769,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"waker: a sleeper waking every {args.waker:g} ms beside every run but fio's "
               "(--waker; fio's parent wakes every 10 ms)")
-    print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
+    print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs (pveperf: {args.duration or 3.0:g} s), "
+          f"warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []
     steps: dict[str, Callable[[], list[Series]]] = {
