@@ -49,6 +49,16 @@ Cases (--cases, comma separated; default all):
              within 1 MiB, fsyncprobe's sequential. A third run per pair, fsyncprobe closed loop
              with the same write for the usual duration, answers whether isolated syncs are slower
              than back-to-back ones. --paced-seconds sets the paced runs' length (default 20).
+  pveperf    fsyncprobe `-w pveperf --warmup 0` vs pveperf's own loop (pve-manager bin/pveperf,
+             test_fsync, with pveperf's statements: print, File::Sync::fsync, close; in Perl with
+             Debian's libfile-sync-perl, tests/pveperf_ref.py), both for pveperf's 3 s (--duration
+             overrides), on a loop ext4 this script makes and throttles to 50 write IOPS
+             (cgroup-v1 blkio, tests/realfs.py; root only, not in --cases' default). Each run of
+             either gets a fresh directory after a syncfs of the filesystem. Beside each pair, one
+             `-w pveperf-durable` run (the data written before the fsync): the figure the
+             verdict judges. Target (issue 16): median ratio within 0.95-1.05. Not in the default
+             cases: on that disk a run of pveperf's order takes about 45 s, not 3 (the data it
+             never syncs is written back at 50 IOPS and one fsync waits for it: docs/validation.md).
 
 Under each table: a 90 % confidence interval of every median ratio, distribution-free (the
 sign-test interval of the sorted ratios, `median_ci`). On a disk shared with a VM host two
@@ -109,6 +119,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG_TEST_FSYNC = "/usr/lib/postgresql/15/bin/pg_test_fsync"
@@ -116,6 +127,11 @@ ETCD_SIZE = "22m"
 ETCD_BLOCK = 2300
 ETCD_OPS = (22 << 20) // ETCD_BLOCK  # fio rounds the size down to whole blocks: 10,029 writes
 ALL_CASES = ("overwrite", "append", "pg", "tmpfs", "limit", "noise", "paced", "probe")
+EXTRA_CASES = ("pveperf",)
+"""Cases run only when named in --cases."""
+PVEPERF_IOPS = 50
+"""Write IOPS of the pveperf case's throttled loop ext4 (issue 16's "50-IOPS loop disk")."""
+MIN_PVEPERF_RATIO, MAX_PVEPERF_RATIO = 0.95, 1.05
 SYNCLOOP_C = os.path.join(REPO, "bench", "syncloop.c")
 PIN_CPU: int | None = None
 """--cpu: the CPU every measured command runs on (None: wherever the scheduler puts it)."""
@@ -171,6 +187,8 @@ class Series:
     pairs: list[tuple[Sample, Sample]] = field(default_factory=list)
     tool: str = "fsyncprobe"
     """The first tool of each pair: fsyncprobe, or in the `noise` case the peer itself."""
+    context: dict[str, list[float]] = field(default_factory=dict)
+    """Figures measured beside the pairs, shown under the table (the pveperf case's pveperf-durable rates)."""
 
     def ratios(self, metric: str) -> list[float]:
         """Per-pair fsyncprobe/peer ratio of ops/s (`ops`) or of a latency figure."""
@@ -542,6 +560,48 @@ def paced_case(directory: str, plan: Plan) -> list[Series]:
               f"closed loop {c.ops_per_s:,.0f} ops/s p50 {_us(c.latency_ns['p50'])} us", file=sys.stderr)
     return [vs_ioping, vs_closed]
 
+def pveperf_case(plan: Plan, seconds: float) -> list[Series]:
+    """fsyncprobe's `pveperf` against pveperf's own loop on a loop ext4 throttled to 50 write IOPS
+    (made here, removed after), and `pveperf-durable` beside each pair."""
+    sys.path.insert(0, REPO)
+    from tests import realfs  # the test harness's loop ext4 and blkio throttle (bench/ runs from the repository)
+    from tests.pveperf_ref import PERL_CMD
+
+    s = Series("pveperf", "pveperf (Perl)", ())
+    durable: list[float] = []
+    base = tempfile.mkdtemp(prefix="fsyncprobe-compare-pveperf-", dir="/var/tmp")
+    try:
+        with realfs.loop_ext4(Path(base), name="slow") as fs, realfs.write_iops_limit(fs, PVEPERF_IOPS):
+            mnt = str(fs.mountpoint)
+
+            def quiesce() -> None:
+                # syncfs(2): the previous run's leftovers are committed now, not by the next run's first sync
+                subprocess.run(["sync", "-f", mnt], check=True)
+
+            def ours(workload: str, warmup: str) -> Sample:
+                quiesce()
+                return fsyncprobe(mnt, workload, "fsync", "4001", "16M", _t(seconds), None, warmup)
+
+            def perl() -> Sample:
+                quiesce()
+                sub = tempfile.mkdtemp(prefix="pveperf-", dir=mnt)
+                try:
+                    out = run([*PERL_CMD, sub, f"{seconds:g}", "0", "0"])
+                finally:
+                    shutil.rmtree(sub, ignore_errors=True)
+                return Sample(float(out))
+
+            for i in range(plan.pairs):
+                a, b = _pair(i, lambda: ours("pveperf", "0s"), perl)
+                s.pairs.append((a, b))
+                durable.append(ours("pveperf-durable", _t(plan.warmup_s)).ops_per_s)
+                print(f"  pveperf pair {i + 1}: fsyncprobe {a.ops_per_s:,.2f} ops/s, pveperf (Perl) "
+                      f"{b.ops_per_s:,.2f} ops/s; pveperf-durable {durable[-1]:,.2f} ops/s", file=sys.stderr)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    s.context = {"pveperf-durable ops/s": durable}
+    return [s]
+
 
 def _pair(i: int, ours: Callable[[], Sample], peer: Callable[[], Sample]) -> tuple[Sample, Sample]:
     """One pair, in the order A B for even pairs and B A for odd ones (A B B A ...): whatever the
@@ -578,16 +638,18 @@ def table(s: Series) -> str:
     if any("write_p50" in b.extra for _, b in s.pairs):
         head += f" {'write p50/p99 us':>16}"
     lines = [head]
+    # a few operations a second (the pveperf case's throttled disk) need their decimals
+    dec = 2 if max((x for pair in s.pairs for x in (pair[0].ops_per_s, pair[1].ops_per_s)), default=0) < 100 else 0
     for i, (a, b) in enumerate(s.pairs, 1):
-        row = f"{i:>6} {a.ops_per_s:>17,.0f} {b.ops_per_s:>20,.0f} {_ratio(a.ops_per_s, b.ops_per_s):>6}"
+        row = f"{i:>6} {a.ops_per_s:>17,.{dec}f} {b.ops_per_s:>20,.{dec}f} {_ratio(a.ops_per_s, b.ops_per_s):>6}"
         for m in s.metrics:
             x, y = a.latency_ns.get(m, 0.0), b.latency_ns.get(m, 0.0)
             row += f" {_us(x):>12} {_us(y):>13} {_ratio(x, y):>6}"
         if "write_p50" in b.extra:
             row += f" {_us(b.extra['write_p50']) + ' / ' + _us(b.extra.get('write_p99', 0.0)):>16}"
         lines.append(row)
-    row = f"{'median':>6} {_med([a.ops_per_s for a, _ in s.pairs]):>17,.0f} " \
-          f"{_med([b.ops_per_s for _, b in s.pairs]):>20,.0f} {_fmt_ratio(s.ratios('ops')):>6}"
+    row = f"{'median':>6} {_med([a.ops_per_s for a, _ in s.pairs]):>17,.{dec}f} " \
+          f"{_med([b.ops_per_s for _, b in s.pairs]):>20,.{dec}f} {_fmt_ratio(s.ratios('ops')):>6}"
     for m in s.metrics:
         row += f" {_us(_med([a.latency_ns.get(m, 0.0) for a, _ in s.pairs])):>12}" \
                f" {_us(_med([b.latency_ns.get(m, 0.0) for _, b in s.pairs])):>13} {_fmt_ratio(s.ratios(m)):>6}"
@@ -673,6 +735,12 @@ def checks(all_series: list[Series], on_ram: bool, paced_s: float = 20.0) -> lis
             ops = statistics.median(s.ratios("ops"))
             out.append((f"probe: median ops/s ratio default / C loop {ops:.3f} within 1 +/- {MAX_LIMIT_DEVIATION} "
                         f"({CI_CONFIDENCE:.0%} CI {_fmt_ci(s.ratios('ops'))})", abs(ops - 1) <= MAX_LIMIT_DEVIATION))
+        if s.name == "pveperf":
+            rs = s.ratios("ops")
+            ops = statistics.median(rs)
+            out.append((f"pveperf: median ops/s ratio fsyncprobe / pveperf's own loop {ops:.3f} within "
+                        f"{MIN_PVEPERF_RATIO}-{MAX_PVEPERF_RATIO} ({CI_CONFIDENCE:.0%} CI {_fmt_ci(rs)})",
+                        MIN_PVEPERF_RATIO <= ops <= MAX_PVEPERF_RATIO))
         if s.name == "tmpfs":
             ops = _med([a.ops_per_s for a, _ in s.pairs])
             out.append((f"tmpfs: fsyncprobe median {ops:,.0f} ops/s >= {MIN_TMPFS_OPS:,} "
@@ -744,7 +812,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help="directory on the disk to measure (default: a fresh temp dir under "
                         "/var/tmp, removed afterwards)")
     parser.add_argument("--tmpfs-dir", default="/dev/shm", help="a tmpfs for the tmpfs case (default /dev/shm)")
-    parser.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma separated, from {','.join(ALL_CASES)}")
+    parser.add_argument("--cases", default=",".join(ALL_CASES),
+                        help=f"comma separated, from {','.join(ALL_CASES + EXTRA_CASES)} (default: all but "
+                        f"{','.join(EXTRA_CASES)})")
     parser.add_argument("--pairs", type=int, help="A B pairs per case (default 7, --quick 2)")
     parser.add_argument("--duration", type=float, help="seconds per time-bound run (default 5, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="2 pairs of 1 s runs (paced: 2 s)")
@@ -794,7 +864,7 @@ def main(argv: list[str] | None = None) -> int:
         return verdict_times(args.verdict_runs, [])
 
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = set(cases) - set(ALL_CASES)
+    unknown = set(cases) - set(ALL_CASES) - set(EXTRA_CASES)
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     plan = Plan(
@@ -832,6 +902,15 @@ def main(argv: list[str] | None = None) -> int:
         if needs_c in cases and exe is None:
             print(f"skipping {needs_c}: no C compiler (cc) to build bench/syncloop.c", file=sys.stderr)
             cases.remove(needs_c)
+    if "pveperf" in cases and (os.geteuid() != 0 or not os.path.exists("/sys/fs/cgroup/blkio")
+                               or subprocess.run(["perl", "-MFile::Sync", "-e", "1"], capture_output=True,
+                                                 check=False).returncode != 0):
+        print("skipping pveperf: needs root, the cgroup-v1 blkio controller and perl with File::Sync "
+              "(Debian package libfile-sync-perl)", file=sys.stderr)
+        cases.remove("pveperf")
+    if "limit" in cases and exe is None:
+        print("skipping limit: no C compiler (cc) to build bench/syncloop.c", file=sys.stderr)
+        cases.remove("limit")
 
     if args.dir is not None and not os.path.isdir(args.dir):
         parser.error(f"--dir {args.dir}: not a directory")
@@ -854,7 +933,8 @@ def main(argv: list[str] | None = None) -> int:
     if FSYNCPROBE_TREE != REPO or FSYNCPROBE_EXTRA:
         extra = f", with {shlex.join(FSYNCPROBE_EXTRA)}" if FSYNCPROBE_EXTRA else ""
         print(f"fsyncprobe: from {FSYNCPROBE_TREE}{extra}")
-    print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs, warm-up {plan.warmup_s:g} s, "
+    print(f"plan: {plan.pairs} pairs per case, {plan.duration_s:g} s runs (pveperf: {args.duration or 3.0:g} s), "
+          f"warm-up {plan.warmup_s:g} s, "
           f"pg_test_fsync -s {plan.pg_seconds}; order A B B A (fsyncprobe first in even pairs; pg: fsyncprobe first)")
     all_series: list[Series] = []
     steps: dict[str, Callable[[], list[Series]]] = {
@@ -866,6 +946,7 @@ def main(argv: list[str] | None = None) -> int:
         "noise": lambda: noise_case(directory, plan),
         "paced": lambda: paced_case(directory, plan),
         "probe": lambda: probe_case(directory, plan, exe or ""),
+        "pveperf": lambda: pveperf_case(plan, args.duration or 3.0),
     }
     try:
         for c in cases:
@@ -892,6 +973,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{plan.duration_s:g} s): ratio > 1 = isolated syncs are slower",
         "probe": "overwrite 4k + fdatasync: the default run (scheduling probe on, quiet windows)  vs  --no-sched-probe",
         "probe-limit": "overwrite 4k + fdatasync: the default run (scheduling probe on)  vs  bench/syncloop.c",
+        "pveperf": f"pveperf on a loop ext4 throttled to {PVEPERF_IOPS} write IOPS, --warmup 0  vs  pveperf's own "
+                   "loop (Perl, print + File::Sync::fsync + close)",
     }
     for s in all_series:
         if not s.pairs:
@@ -901,6 +984,9 @@ def main(argv: list[str] | None = None) -> int:
                                        f"vs  pg_test_fsync one 8kB write, {s.name[3:]}")
         print(f"\n== {title}")
         print(table(s))
+        for label, xs in s.context.items():
+            print(f"{'':>6} beside the pairs: {label} " + ", ".join(f"{x:,.2f}" for x in xs)
+                  + f" (median {_med(xs):,.2f})")
     on_ram = _fstype(directory) in ("tmpfs", "ramfs")
     results = checks(all_series, on_ram, plan.paced_s)
     if results:

@@ -48,7 +48,8 @@ def main() -> int:
     ap.add_argument("--dir", default="/var/tmp", help="a directory on the filesystem to measure")
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--duration", default="5s")
-    ap.add_argument("--workload", default="overwrite", choices=["overwrite", "pveperf", "append", "sqlite"])
+    ap.add_argument("--workload", default="overwrite",
+                    choices=["overwrite", "pveperf", "pveperf-durable", "append", "sqlite"])
     a = ap.parse_args()
     rate_ratios: list[float] = []
     p99_ratios: list[float] = []

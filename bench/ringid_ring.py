@@ -3,7 +3,7 @@
 
 A 3-node ring of Debian's corosync 3.1 in network namespaces (tests/ringkit.py). Node 1's
 `system { state_dir }` is on a loop ext4 throttled to --iops write IOPS (cgroup-v1 blkio,
-tests/realfs.py); a sync-write load runs on that filesystem (`fsyncprobe bench -w pveperf`, as a
+tests/realfs.py); a sync-write load runs on that filesystem (`fsyncprobe bench -w pveperf-durable`, as a
 VM disk or a backup would load it), node 1's corosync is watched with bpftrace (its ringid_*
 creat and close, with their durations), and membership changes are made by stopping node 3's
 corosync (SIGSTOP) for --stop-ms, long enough to be dropped, then letting it rejoin. Each trial
@@ -95,7 +95,7 @@ def main() -> int:
                 time.sleep(3)  # bpftrace attaches
                 if not a.no_load:
                     load = subprocess.Popen(
-                        [sys.executable, "-m", "fsyncprobe", "bench", str(fs.mountpoint), "-w", "pveperf",
+                        [sys.executable, "-m", "fsyncprobe", "bench", str(fs.mountpoint), "-w", "pveperf-durable",
                          "-d", "1h", "--warmup", "0s", "--no-ring-id", "--no-sched-probe", "--quiet", "--json"],
                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(5)

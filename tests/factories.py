@@ -55,10 +55,10 @@ def device(cls: DeviceClass, write_cache: str | None = "write back", name: str =
 
 def pmx_benches(rate: float = 2000.0, p99_ns: int = 2 * MS, commit_p999_ns: int = 5 * MS,
                 writes: int | None = None) -> tuple[BenchResult, ...]:
-    """What the pmxcfs profile measures: a sqlite run, a pveperf run at `rate` ops/s, and its paced
-    run (isolated syncs at 5/s, as fast as the pveperf run's median)."""
+    """What the pmxcfs profile measures: a sqlite run, a pveperf-durable run at `rate` ops/s, and its paced
+    run (isolated syncs at 5/s, as fast as the pveperf-durable run's median)."""
     return (bench(Workload.SQLITE, 5000.0, MS, p999_ns=commit_p999_ns),
-            bench(Workload.PVEPERF, rate, p99_ns, writes=writes),
+            bench(Workload.PVEPERF_DURABLE, rate, p99_ns, writes=writes),
             paced(bench(Workload.OVERWRITE, 5.0, p99_ns, seconds=3.0), "paced", 5.0))
 
 

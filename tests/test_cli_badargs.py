@@ -39,7 +39,7 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("-w", "append", "--block-size", "128k", "--file-size", "64k"),
         ("--block-size", "larger than --file-size"),
     ),
-    "unknown-workload": (("-w", "fio"), ("--workload", "pveperf", "overwrite", "append", "sqlite")),
+    "unknown-workload": (("-w", "fio"), ("--workload", "pveperf", "pveperf-durable", "overwrite", "append", "sqlite")),
     "unknown-sync": (("--sync", "msync"), ("--sync", "fsync", "fdatasync", "dsync")),
     "unknown-format": (("--format", "prometheus"), ("--format", "table", "json", "markdown")),
     "duration-with-ops": (("--duration", "1s", "--ops", "5"), ("--duration", "--ops", "exclude each other")),

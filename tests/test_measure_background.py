@@ -122,7 +122,7 @@ def test_shipped_profiles_read_as_before_and_pmxcfs_backup_judges_the_loaded_run
             assert all(w.name is None for w in p.workloads if w.rate_per_s is None)
     p = profiles.load("pmxcfs-backup")
     runs = {w.run_name: w for w in p.workloads}
-    assert {w.workload for w in p.workloads} == {Workload.SQLITE, Workload.PVEPERF}
+    assert {w.workload for w in p.workloads} == {Workload.SQLITE, Workload.PVEPERF_DURABLE}
     loaded = {n for n, w in runs.items() if w.background_write is not None}
     assert len(loaded) == 2 and len(runs) == 4
     assert {t.workload for t in p.thresholds} == loaded

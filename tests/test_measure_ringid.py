@@ -27,7 +27,7 @@ from tests import realfs
 from tests.conftest import requires_root
 
 THROTTLE_IOPS = 5
-"""Write IOPS of the slow disk: a busy USB stick. At 5 IOPS the pveperf workload's journal commits
+"""Write IOPS of the slow disk: a busy USB stick. At 5 IOPS the pveperf-durable workload's journal commits
 keep ext4's journal busy long enough that the probe's close (auto_da_alloc's flush needs a journal
 handle) and its creat (the truncate waits for the last write's writeback) block for seconds
 (docs/validation.md, "The ring-id write")."""

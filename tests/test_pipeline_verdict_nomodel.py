@@ -31,4 +31,4 @@ def test_verdict_without_the_model_says_so(tmp_path: Path, monkeypatch: pytest.M
     (f,) = [f for f in data["verdict"]["findings"] if f["rule"] == "model"]
     assert f["level"] == "warn" and "tail fit did not converge" in f["reason"]
     assert "model not run: tail fit did not converge" in res.stderr
-    assert [b["params"]["workload"] for b in data["benches"]] == ["sqlite", "pveperf", "overwrite"]
+    assert [b["params"]["workload"] for b in data["benches"]] == ["sqlite", "pveperf-durable", "overwrite"]

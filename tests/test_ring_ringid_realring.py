@@ -45,8 +45,8 @@ def _trial(make_ring: Callable[..., Ring], tmp_path: Path, tag: str, iops: int) 
             try:
                 ring.wait_formed(30)
                 load = subprocess.Popen(
-                    [sys.executable, "-m", "fsyncprobe", "bench", str(fs.mountpoint), "-w", "pveperf", "-d", "10m",
-                     "--warmup", "0s", "--no-ring-id", "--no-sched-probe", "--quiet", "--json"],
+                    [sys.executable, "-m", "fsyncprobe", "bench", str(fs.mountpoint), "-w", "pveperf-durable",
+                     "-d", "10m", "--warmup", "0s", "--no-ring-id", "--no-sched-probe", "--quiet", "--json"],
                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(4)
                 before = len(ring.log(1))

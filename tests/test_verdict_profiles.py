@@ -77,7 +77,8 @@ def test_shipped_profiles_load_and_are_the_documented_ones() -> None:
 def test_pmxcfs_is_the_default_and_fits_the_time_budget() -> None:
     p = profiles.load(None)
     assert p.name == profiles.DEFAULT_PROFILE == "pmxcfs"
-    assert {w.workload for w in p.workloads} >= {Workload.SQLITE, Workload.PVEPERF}
+    # issue 16: pveperf's loop with its data synced (pveperf's own order syncs an empty file)
+    assert [w.workload for w in p.workloads] == [Workload.SQLITE, Workload.PVEPERF_DURABLE, Workload.OVERWRITE]
     total_s = sum(w.duration_ns + w.warmup_ns for w in p.workloads) / 1e9
     assert total_s <= 12, "verdict must finish in under 15 s wall"
     # The paced run: isolated syncs at a pmxcfs-like rate, judged by the median and the max only
@@ -89,6 +90,14 @@ def test_pmxcfs_is_the_default_and_fits_the_time_budget() -> None:
     assert judged == {Metric.P50, Metric.MAX}
     assert DeviceClass.USB in p.device_fail and DeviceClass.SD in p.device_fail
     assert p.model
+
+
+def test_pveperf_profile_judges_the_durable_loop_and_shows_pveperfs_own_figure() -> None:
+    # issue 16: pveperf's own order syncs an empty file; its figure is measured and shown, the
+    # thresholds read the loop with its data synced
+    p = profiles.load("pveperf")
+    assert [w.workload for w in p.workloads] == [Workload.PVEPERF_DURABLE, Workload.PVEPERF]
+    assert {t.workload for t in p.thresholds} == {Workload.PVEPERF_DURABLE}
 
 
 def test_etcd_profile_fails_at_10ms_p99() -> None:

@@ -103,6 +103,16 @@ def test_hdd_claiming_write_through_at_ssd_speed_lies(pmxcfs: profiles.Profile) 
     assert not by_rule(v3, "impossible-rate")
 
 
+def test_one_impossible_rate_finding_per_disk_from_the_fastest_sync_workload() -> None:
+    # the pveperf profile runs pveperf's loop twice (pveperf-durable, judged, and pveperf's own order)
+    p = profiles.load("pveperf")
+    benches = (bench(Workload.PVEPERF_DURABLE, 900.0), bench(Workload.PVEPERF, 2500.0))
+    (f,) = by_rule(rules.evaluate(p, benches, device(DeviceClass.HDD, "write through"), None), "impossible-rate")
+    assert "2,500 ops/s" in f.title and "(pveperf)" in (f.measured or "")
+    (rate,) = by_rule(rules.evaluate(p, benches, device(DeviceClass.NVME), None), "pveperf-rate")
+    assert rate.value == 900.0 and rate.title.startswith("pveperf-durable ")
+
+
 @pytest.mark.parametrize(("writes", "level"), [(10, Level.FAIL), (2000, Level.WARN), (8000, None), (20000, None)])
 def test_far_more_syncs_than_device_writes(pmxcfs: profiles.Profile, writes: int, level: Level | None) -> None:
     # 2,000 ops/s for 4 s = 8,000 syncs

@@ -11,14 +11,14 @@ APT_PACKAGES=(
   e2fsprogs util-linux mount    # mkfs.ext4, losetup, mount, setpriv, fsfreeze
   fdisk                         # sfdisk: a partitioned loop device (device tests)
   btrfs-progs dmsetup           # btrfs over two loop devices; dm where the kernel has it
-  perl                          # pveperf's method, re-run as an independent reference
+  perl libfile-sync-perl        # pveperf's method, re-run as an independent reference (File::Sync::fsync, as pveperf)
   fio                           # independent reference measurements
   ioping                        # bench/compare.py's paced case: O_SYNC writes at an interval (issue 16)
   gcc libc6-dev                 # bench/syncloop.c, the C loop bench/compare.py's limit case builds
   corosync iproute2 iputils-ping             # a real Corosync ring in network namespaces (ip netns, tc netem)
   procps kmod
   udev                          # a real systemd-udevd the device tests start and stop (tests/test_device_udev.py)
-  strace                        # the ring-id probe makes exactly corosync_ring_id_store's calls
+  strace                        # the ring-id probe and the pveperf workloads make exactly their originals' calls
   prometheus-node-exporter      # the real textfile-collector parser for --format prometheus
   ansible-core                  # contrib/ansible/collect.yml, run against localhost
   bindfs                        # a real FUSE filesystem at /etc/pve (pmxcfs refusal) and of type fuse.glusterfs

@@ -42,7 +42,7 @@ def bench_options(fn: click.decorators.FC) -> click.decorators.FC:
                      show_default=True, help="The sync call: fsync(2), fdatasync(2), or O_DSYNC/O_SYNC writes."),
         click.option("--block-size", "-b", callback=size_option("--block-size", 1, MAX_BLOCK_SIZE),
                      default=None, metavar="SIZE",
-                     help="Bytes per write, e.g. 4k, 2300, 1M (default: 4001 for pveperf, else 4k; 1 B to 64 MiB)."),
+                     help="Bytes per write, e.g. 4k, 2300, 1M (default: 4001 for pveperf*, else 4k; 1 B to 64 MiB)."),
         click.option("--file-size", callback=size_option("--file-size", 4096, MAX_FILE_SIZE), default="16M",
                      show_default=True, metavar="SIZE",
                      help="File that overwrite rotates in and append wraps at (range 4 KiB to 1 TiB)."),

@@ -53,7 +53,7 @@ def verdict(
     """Is the disk holding PATH fit to hold cluster state? PASS, WARN or FAIL, with the reasons.
 
     PATH defaults to /var/lib/pve-cluster when it exists, else /var/lib. Runs the profile's
-    workloads (pmxcfs: sqlite, pveperf, then paced syncs at 5/s; about 13 s in all), identifies the device, runs
+    workloads (pmxcfs: sqlite, pveperf-durable, then paced syncs at 5/s; about 13 s in all), identifies the device, runs
     the token-ring model and applies the profile's thresholds.
 
     Exit codes: 0 PASS or WARN, 1 FAIL (or WARN with --strict), 2 usage error, 3 could not measure.

@@ -16,9 +16,15 @@ class Workload(str, Enum):
     """What one measured operation is (shared/DESIGN.md, "Workloads")."""
 
     PVEPERF = "pveperf"
+    PVEPERF_DURABLE = "pveperf-durable"
     OVERWRITE = "overwrite"
     APPEND = "append"
     SQLITE = "sqlite"
+
+
+PVEPERF_WORKLOADS = frozenset({Workload.PVEPERF, Workload.PVEPERF_DURABLE})
+"""pveperf's loop (300 rotating files, 4,001 bytes each): `pveperf` in pveperf's own call order (the
+sync before the write, so the data is never synced), `pveperf-durable` with the write first."""
 
 
 class SyncMethod(str, Enum):
@@ -50,7 +56,7 @@ class BenchParams:
     sync: SyncMethod
     """The sync call (ignored by `sqlite`, where SQLite decides when to sync)."""
     block_size_bytes: int
-    """Bytes written per operation (`pveperf` always writes 4,001)."""
+    """Bytes written per operation (`pveperf` and `pveperf-durable` write 4,001 unless told otherwise)."""
     file_size_bytes: int
     """Size of the file `overwrite` rotates within and `append` wraps at."""
     duration_ns: int | None

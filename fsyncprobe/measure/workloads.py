@@ -14,10 +14,10 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fsyncprobe.measure.types import SyncMethod, Workload
+from fsyncprobe.measure.types import PVEPERF_WORKLOADS, SyncMethod, Workload
 
 PVEPERF_FILES = 300
-PVEPERF_WRITE_BYTES = 4001  # pveperf writes ('A' x 4000) . "\n" (PVE/pveperf, test_fsync)
+PVEPERF_WRITE_BYTES = 4001  # pveperf writes ('A' x 4000) . "\n" (pve-manager bin/pveperf, test_fsync)
 BLOCK_BYTES_DEFAULT = 4096
 """Bytes per write of every workload but pveperf when none is given: one page, a database page."""
 
@@ -60,7 +60,7 @@ class Prepared:
     rotating: RotatingWrite | None = None
     """For overwrite and append: `op` spelled out, so the engine can run it inline."""
     begin_measure: Callable[[], None] | None = None
-    """Called once after the warm-up, before the first measured operation (pveperf starts over)."""
+    """Called once after the warm-up, before the first measured operation (the pveperf workloads start over)."""
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -74,13 +74,13 @@ class Prepared:
 
 
 def default_block_size(workload: Workload) -> int:
-    """Bytes per write when the user or the profile names none (pveperf's own 4,001 for pveperf)."""
-    return PVEPERF_WRITE_BYTES if workload is Workload.PVEPERF else BLOCK_BYTES_DEFAULT
+    """Bytes per write when the user or the profile names none (pveperf's own 4,001 for both pveperf workloads)."""
+    return PVEPERF_WRITE_BYTES if workload in PVEPERF_WORKLOADS else BLOCK_BYTES_DEFAULT
 
 
 def space_needed(workload: Workload, block_size: int, file_size: int) -> int:
     """Bytes the workload may occupy on the filesystem at most (checked before starting)."""
-    if workload is Workload.PVEPERF:
+    if workload in PVEPERF_WORKLOADS:
         # 300 files of one block each (twice: warm-up and measured names), rounded up to 4 KiB
         # blocks, plus directory entries.
         return 2 * PVEPERF_FILES * (((block_size + 4095) // 4096) * 4096 + 4096)
@@ -95,8 +95,8 @@ def prepare(
     workload: Workload, directory: str, sync: SyncMethod, block_size: int, file_size: int
 ) -> Prepared:
     """Create the workload's files in `directory` (private, made by the engine)."""
-    if workload is Workload.PVEPERF:
-        return _prepare_pveperf(directory, sync, block_size)
+    if workload in PVEPERF_WORKLOADS:
+        return _prepare_pveperf(directory, sync, block_size, durable=workload is Workload.PVEPERF_DURABLE)
     if workload is Workload.OVERWRITE:
         return _prepare_overwrite(directory, sync, block_size, file_size)
     if workload is Workload.APPEND:
@@ -106,16 +106,34 @@ def prepare(
     raise ValueError(f"unknown workload {workload}")
 
 
-def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int) -> Prepared:
-    # pveperf (pve-manager, PVE/pveperf, test_fsync): for count = 1.., file tf_(count % 300).dat is
-    # opened for writing (truncating), 4,001 bytes are printed, fsync'ed, closed; runs 3 s and
-    # prints count / elapsed as FSYNCS/SECOND. Perl's open(">file") is O_CREAT|O_TRUNC, so the
-    # first lap of 300 creates its files and later laps truncate them; a 3-second pveperf run on a
-    # slow disk never leaves the first lap. Creating costs more than truncating (a new inode and
-    # directory entry to journal): on a 50-IOPS disk, pre-created files made us 2.5x faster than
-    # pveperf. So the measured run starts as pveperf does, in a directory with none of its files;
-    # the warm-up uses other names. O_CREAT without O_EXCL is safe here: the directory is our
-    # private mkdtemp (mode 0700), and O_NOFOLLOW refuses a symlink anyway.
+def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int, durable: bool) -> Prepared:
+    # pveperf (pve-manager bin/pveperf, test_fsync): for count = 1.., file tf_(count % 300).dat is
+    # opened for writing with truncation (Perl's open(">file"): O_WRONLY|O_CREAT|O_TRUNC), 4,001
+    # bytes are printed to it, File::Sync::fsync is called on it, it is closed; after 3 s it prints
+    # count / elapsed as FSYNCS/SECOND.
+    #
+    # The order of the system calls is not the order of the Perl statements. `print TMP $data` only
+    # fills PerlIO's buffer, and File::Sync::fsync (libfile-sync-perl 0.11, File/Sync.pm:
+    # `fsync_fd(fileno(...))`) calls fsync(2) on the handle's descriptor without flushing that
+    # buffer (its own POD: "Doing fsync() if the stdio buffers aren't flushed ... is probably
+    # pointless"); the buffer reaches the file at close.
+    # Under strace, each operation is: openat(O_WRONLY|O_CREAT|O_TRUNC), fsync, write(4001), close.
+    # So pveperf's fsync syncs the just-created or just-truncated, empty file (a metadata commit:
+    # a new inode and directory entry, or a size change), and its 4,001 bytes are never synced.
+    # `pveperf` copies that order, so its rate is the FSYNCS/SECOND of forum threads;
+    # `pveperf-durable` writes first and then syncs, which is what pveperf means to measure.
+    #
+    # Perl's O_CREAT means the first lap of 300 creates its files and later laps truncate them; a
+    # 3-second pveperf run on a slow disk never leaves the first lap. Creating costs more than
+    # truncating (a new inode and directory entry to journal): on a 50-IOPS disk, pre-created files
+    # made us 2.5x faster than pveperf. So the measured run starts as pveperf does, in a directory
+    # with none of its files; the warm-up uses other names. O_CREAT without O_EXCL is safe here:
+    # the directory is our private mkdtemp (mode 0700), and O_NOFOLLOW refuses a symlink anyway.
+    #
+    # --sync fdatasync puts fdatasync(2) where pveperf calls fsync (a truncation changes the size,
+    # which fdatasync must commit too). --sync dsync/sync open with O_DSYNC/O_SYNC and make no
+    # separate call: the write itself is the sync, so there is no sync before the write and
+    # `pveperf` then makes the same calls as `pveperf-durable` (a note in the report says so).
     data = (b"A" * (block_size - 1) + b"\n") if block_size > 0 else b""
     warm = [os.path.join(directory, f"warmup_{i}.dat") for i in range(PVEPERF_FILES)]
     measured = [os.path.join(directory, f"tf_{i}.dat") for i in range(PVEPERF_FILES)]
@@ -141,7 +159,7 @@ def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int) -> Prepa
             finally:
                 close(fd)
 
-    else:
+    elif durable:
 
         def op() -> None:
             i = state[0] = (state[0] + 1) % PVEPERF_FILES
@@ -152,11 +170,33 @@ def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int) -> Prepa
             finally:
                 close(fd)
 
+    else:
+
+        def op() -> None:
+            i = state[0] = (state[0] + 1) % PVEPERF_FILES
+            fd = open_(current[0][i], flags, 0o600)
+            try:
+                sync_call(fd)
+                write(fd, data)
+            finally:
+                close(fd)
+
     notes = []
     if block_size != PVEPERF_WRITE_BYTES:
         notes.append(
             f"block size {block_size} B differs from pveperf's {PVEPERF_WRITE_BYTES} B: "
             "the rate will not compare with pveperf's FSYNCS/SECOND"
+        )
+    if not durable and sync_call is not None:
+        notes.append(
+            f"pveperf's own order: the {sync.value} comes before the write, so it syncs the newly created or "
+            f"truncated, empty file, and the {block_size:,} bytes written after it are never synced "
+            "(as pveperf's FSYNCS/SECOND); -w pveperf-durable syncs them"
+        )
+    elif not durable:
+        notes.append(
+            f"--sync {sync.value} makes the write itself durable (O_{sync.value.upper()}): no sync comes before "
+            "the write as in pveperf, so this measures what -w pveperf-durable does, not pveperf's FSYNCS/SECOND"
         )
     return Prepared(op=op, notes=notes, begin_measure=begin_measure)
 

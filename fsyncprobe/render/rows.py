@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fsyncprobe.device.types import DeviceReport
 from fsyncprobe.measure import background
-from fsyncprobe.measure.types import BackgroundWriteResult, BenchResult
+from fsyncprobe.measure.types import PVEPERF_WORKLOADS, BackgroundWriteResult, BenchResult, SyncMethod, Workload
 from fsyncprobe.ring.types import LiveRing, ModelReport
 from fsyncprobe.stats.summary import LatencySummary
 from fsyncprobe.units import format_duration_ns, format_rate_per_year, format_seconds, format_size
@@ -22,8 +22,9 @@ from fsyncprobe.watch.types import WatchReport
 def bench_title(b: BenchResult) -> str:
     """`pveperf on /var/lib (ext4 at /)`."""
     p = b.params
-    sync = "" if p.workload.value in ("pveperf", "sqlite") and p.sync.value == "fsync" else f" + {p.sync.value}"
-    size = "" if p.workload.value == "pveperf" else f" {format_size(p.block_size_bytes)}"
+    pveperf = p.workload in PVEPERF_WORKLOADS
+    sync = "" if (pveperf or p.workload is Workload.SQLITE) and p.sync is SyncMethod.FSYNC else f" + {p.sync.value}"
+    size = "" if pveperf else f" {format_size(p.block_size_bytes)}"
     partial = " — PARTIAL" if b.partial else ""
     label = f"{p.label}: " if p.label and p.label != p.workload.value else ""
     bg = "" if p.background_write is None else f" under background write {background.describe(p.background_write)}"
