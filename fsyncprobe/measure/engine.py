@@ -323,9 +323,10 @@ def _start_background(params: BenchParams, tmpdir: str, reserved_bytes: int) -> 
 
 
 def _start_sched_probe() -> SchedProbe:
-    from fsyncprobe.measure.schedprobe import SchedProbe  # its own process; loaded only when asked for
+    # its own process; loaded only when asked for
+    from fsyncprobe.measure.schedprobe import WINDOWED_INTERVAL_NS, SchedProbe
 
-    probe = SchedProbe(start_paused=True)
+    probe = SchedProbe(interval_ns=WINDOWED_INTERVAL_NS, start_paused=True)
     probe.__enter__()
     probe.start()
     return probe

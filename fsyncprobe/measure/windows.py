@@ -2,7 +2,7 @@
 
 On a VM an idle vCPU halts, and an I/O completion that finds it halted is served later than one
 that finds it awake (cpuidle `haltpoll`; KVM halt polling, Documentation/virt/kvm/halt-polling.rst):
-anything that wakes the CPU often speeds a sync loop up, and the scheduling probe wakes every 2 ms
+anything that wakes the CPU often speeds a sync loop up, and the scheduling probe wakes every 0.5-2 ms
 (issue 16: +6 % to +17 % on the test VM; deep C-states on bare metal do the same). So the measured
 run alternates: a quiet window (the probe paused: it sets no timer and does not run) and a probe
 window (it samples), quiet first. The headline figures come from the quiet windows only, the
@@ -34,7 +34,8 @@ from fsyncprobe.stats.summary import SavedHistogram, summarize
 QUIET_WINDOW_NS = 800_000_000
 """A quiet window: most of the time goes to the headline figures."""
 PROBE_WINDOW_NS = 200_000_000
-"""A probe window: about 100 wake-ups of the 2 ms probe each, 20 % of the run. Windows are cut at
+"""A probe window: about 400 wake-ups of the probe (0.5 ms sleeps in the windows,
+`schedprobe.WINDOWED_INTERVAL_NS`) each, 20 % of the run. Windows are cut at
 the loop's folds (every 100 ms, or after an operation slower than that), so their lengths vary
 around the plan; the plan's grid, counted from the start of the run, does not drift."""
 SECOND_NS = 1_000_000_000
