@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from fsyncprobe.measure.sideprocess import (
     PAUSE_TIMEOUT_S,
     SideProcess,
+    Stretches,
     child_control,
     histogram_fields,
     say,
@@ -104,34 +105,21 @@ def _child(directory: str, rate_per_s: float, start_paused: bool = False) -> int
     hist = Histogram()
     clock = time.monotonic_ns
     interval_ns = int(1e9 / rate_per_s)
-    pause, stop = control.pause, control.stop
     say({"ready": True})
-    running = not start_paused
-    started = clock()
-    active_ns = 0
+    stretches = Stretches(control, start_paused)
     seq = 0
-    next_ns = started + interval_ns
+    next_ns = stretches.started + interval_ns
     error = None
     while True:
-        if not running:
-            if not control.wait_resumed():
-                break
-            running, started = True, clock()
-            next_ns = started + interval_ns
-            continue
-        if stop.is_set():
-            active_ns += clock() - started
+        state = stretches.step()
+        if state == Stretches.STOP:
             break
-        if pause.is_set():
-            pause.clear()
-            ended = clock()
-            active_ns += ended - started
-            running = False
-            say({"paused": True, "active_from_ns": started, "active_to_ns": ended})
+        if state == Stretches.RESUMED:
+            next_ns = stretches.started + interval_ns
             continue
         now = clock()
         if next_ns > now:
-            pause.wait((next_ns - now) / 1e9)  # a pause ends the wait at once; a stop after it
+            control.pause.wait((next_ns - now) / 1e9)  # a pause ends the wait at once; a stop after it
             continue
         seq += 4  # totemsrp.c memb_state_commit_token_create: a new ring's seq is the old one + 4
         t0 = clock()
@@ -143,14 +131,14 @@ def _child(directory: str, rate_per_s: float, start_paused: bool = False) -> int
                 os.close(fd)
         except OSError as exc:
             error = f"ring-id write failed: {exc.strerror or exc}"
-            active_ns += clock() - started
+            stretches.end()
             break
         done = clock()
         hist.record(done - t0)
         # The next write is due an interval after this one was due, but never sooner than the
         # interval after a slow one ended: one long block is one sample, not a burst after it.
         next_ns = max(next_ns + interval_ns, done + interval_ns // 2)
-    say({"policy": policy, "duration_ns": active_ns,
+    say({"policy": policy, "duration_ns": stretches.active_ns,
          "note": "; ".join(x for x in (note, error) if x) or None, **histogram_fields(hist)})
     return 0
 

@@ -22,6 +22,7 @@ from fsyncprobe.measure.sideprocess import (
     PAUSE_TIMEOUT_S,
     SideProcess,
     SideProcessOwner,
+    Stretches,
     child_control,
     histogram_fields,
     say,
@@ -60,33 +61,14 @@ def _child(interval_ns: int, start_paused: bool = False) -> int:
     clock = time.monotonic_ns
     sleep = time.sleep
     record = hist.record
-    pause, stop = control.pause, control.stop
     say({"ready": True})
-    running = not start_paused
-    windows = 1 if running else 0
-    active_ns = 0
-    started = clock()
-    while True:
-        if not running:
-            if not control.wait_resumed():
-                break
-            running, windows, started = True, windows + 1, clock()
-            continue
-        if stop.is_set():
-            active_ns += clock() - started
-            break
-        if pause.is_set():
-            pause.clear()
-            ended = clock()
-            active_ns += ended - started
-            running = False
-            say({"paused": True, "active_from_ns": started, "active_to_ns": ended})
-            continue
+    stretches = Stretches(control, start_paused)
+    while stretches.step() != Stretches.STOP:  # after a resume: a fresh sleep, nothing spans the pause
         t0 = clock()
         sleep(interval_s)
         record(clock() - t0 - interval_ns)
-    say({"policy": policy, "priority": priority, "interval_ns": interval_ns, "duration_ns": active_ns,
-         "windows": windows, "note": note, **histogram_fields(hist)})
+    say({"policy": policy, "priority": priority, "interval_ns": interval_ns, "duration_ns": stretches.active_ns,
+         "windows": stretches.windows, "note": note, **histogram_fields(hist)})
     return 0
 
 

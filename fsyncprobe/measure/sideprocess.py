@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import IO, Any, Self
 
 from fsyncprobe.stats.histogram import Histogram
@@ -94,6 +95,48 @@ def child_control() -> Control:
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     return control
+
+
+class Stretches:
+    """In a pausable child: when it samples. `step()` before each sample runs the pause protocol
+    (`pause` answered with the stretch just ended, blocking with no timer until `resume`) and keeps
+    the time spent sampling (`active_ns`) and the number of stretches (`windows`)."""
+
+    SAMPLE, RESUMED, STOP = "sample", "resumed", "stop"
+
+    def __init__(self, control: Control, start_paused: bool) -> None:
+        self.control = control
+        self.running = not start_paused
+        self.windows = 1 if self.running else 0
+        self.active_ns = 0
+        self.started = time.monotonic_ns()
+
+    def step(self) -> str:
+        """`SAMPLE` (go on), `RESUMED` (a pause just ended: start the schedule afresh, so nothing
+        spans the pause) or `STOP` (stdin closed: report and exit)."""
+        control = self.control
+        while True:
+            if not self.running:
+                if not control.wait_resumed():
+                    return self.STOP
+                self.running, self.windows, self.started = True, self.windows + 1, time.monotonic_ns()
+                return self.RESUMED
+            if control.stop.is_set():
+                self.end()
+                return self.STOP
+            if not control.pause.is_set():
+                return self.SAMPLE
+            control.pause.clear()
+            ended = self.end()
+            say({"paused": True, "active_from_ns": self.started, "active_to_ns": ended})
+
+    def end(self) -> int:
+        """Close the stretch in progress (a pause, a stop, a failure); returns when it ended."""
+        ended = time.monotonic_ns()
+        if self.running:
+            self.active_ns += ended - self.started
+            self.running = False
+        return ended
 
 
 def say(message: dict[str, Any]) -> None:
