@@ -96,29 +96,26 @@ def loop_ext4(base: Path, size_mb: int = 64, name: str = "ext4") -> Iterator[Loo
 
 
 @contextlib.contextmanager
-def write_iops_limit(fs: LoopFs, iops: int) -> Iterator[None]:
-    """Throttle writes to the loop device to `iops` (cgroup-v1 blkio, root cgroup: every
-    process), and lift the rule afterwards (writing 0 removes it, blkio-controller.rst)."""
-    with open(BLKIO_WRITE_IOPS, "w") as f:
-        f.write(f"{fs.major_minor} {iops}\n")
+def _blkio_rule(rule_file: str, fs: LoopFs, value: int) -> Iterator[None]:
+    """One cgroup-v1 blkio throttle rule (root cgroup: every process) on the loop device, lifted
+    afterwards (writing 0 removes it, blkio-controller.rst)."""
+    with open(rule_file, "w") as f:
+        f.write(f"{fs.major_minor} {value}\n")
     try:
         yield
     finally:
-        with open(BLKIO_WRITE_IOPS, "w") as f:
+        with open(rule_file, "w") as f:
             f.write(f"{fs.major_minor} 0\n")
 
 
-@contextlib.contextmanager
-def write_bps_limit(fs: LoopFs, bytes_per_s: int) -> Iterator[None]:
-    """Throttle the loop device's write bandwidth to `bytes_per_s` (cgroup-v1 blkio, root cgroup,
-    as `write_iops_limit`), and lift the rule afterwards."""
-    with open(BLKIO_WRITE_BPS, "w") as f:
-        f.write(f"{fs.major_minor} {bytes_per_s}\n")
-    try:
-        yield
-    finally:
-        with open(BLKIO_WRITE_BPS, "w") as f:
-            f.write(f"{fs.major_minor} 0\n")
+def write_iops_limit(fs: LoopFs, iops: int) -> contextlib.AbstractContextManager[None]:
+    """Throttle writes to the loop device to `iops`, and lift the rule afterwards."""
+    return _blkio_rule(BLKIO_WRITE_IOPS, fs, iops)
+
+
+def write_bps_limit(fs: LoopFs, bytes_per_s: int) -> contextlib.AbstractContextManager[None]:
+    """Throttle the loop device's write bandwidth to `bytes_per_s`, and lift the rule afterwards."""
+    return _blkio_rule(BLKIO_WRITE_BPS, fs, bytes_per_s)
 
 
 @contextlib.contextmanager
