@@ -121,9 +121,18 @@ def feedback(quiet: bool, no_progress: bool, stages: bool = False) -> Iterator[F
     def stage(line: str) -> None:
         say(line)
 
+    said: set[str] = set()
+
+    def warn_once(message: str) -> None:
+        # A profile that runs one workload twice (paced, under a background writer) has the same
+        # notes on both runs: each is said once on stderr (the report keeps every run's notes).
+        if message not in said:
+            said.add(message)
+            warn(message)
+
     with progress_reporter(enabled=show) as progress:
         yield Feedback(progress=progress, stage=stage if show and stages else None,
-                       warn=None if quiet else warn)
+                       warn=None if quiet else warn_once)
 
 
 def emit(report: Report, fmt: Format, output: str) -> None:
