@@ -113,9 +113,9 @@ def make_params(
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True), default=pipeline.DEFAULT_BENCH_PATH)
 @bench_options
 @click.option("--sched-probe/--no-sched-probe", default=True, show_default=True,
-              help="Measure how late a real-time sleeper process wakes beside the workload. On a VM its "
-              "wake-ups can raise the measured rate (README 'Performance'); --no-sched-probe measures the "
-              "disk alone.")
+              help="Measure how late a real-time sleeper process wakes beside the workload (what corosync "
+              "would suffer). It samples in probe windows, 200 ms of each second; the rate and latency come "
+              "from the rest, so its wake-ups do not move them (README 'Performance').")
 @allow_concurrent_option
 @ring_id_options
 @output_options((Format.TABLE, Format.JSON, Format.MARKDOWN))
