@@ -117,25 +117,40 @@ def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int, durable:
     # `fsync_fd(fileno(...))`) calls fsync(2) on the handle's descriptor without flushing that
     # buffer (its own POD: "Doing fsync() if the stdio buffers aren't flushed ... is probably
     # pointless"); the buffer reaches the file at close.
-    # Under strace, each operation is: openat(O_WRONLY|O_CREAT|O_TRUNC), fsync, write(4001), close.
+    # Under strace, each operation is: openat(O_WRONLY|O_CREAT|O_TRUNC), ioctl(TCGETS), lseek(0,
+    # SEEK_CUR), fstat, fsync, write(4001), close; the middle three are PerlIO's own on opening a
+    # handle (perlio.c: is it a tty, where does it start, what is it).
     # So pveperf's fsync syncs the just-created or just-truncated, empty file (a metadata commit:
     # a new inode and directory entry, or a size change), and its 4,001 bytes are never synced.
     # `pveperf` copies that order, so its rate is the FSYNCS/SECOND of forum threads;
     # `pveperf-durable` writes first and then syncs, which is what pveperf means to measure.
     #
+    # PerlIO's fstat is not free, and is copied too: since Linux 6.13 ext4, xfs, btrfs and tmpfs
+    # stamp a file whose ctime has been queried (stat, fstat) with a fine-grained time at its next
+    # change (multigrain timestamps, Documentation/filesystems/multigrain-ts.rst; fs/stat.c marks
+    # the query). Without the fstat, pveperf's write lands in the same coarse tick as the open and
+    # leaves the inode's times alone; after it, the write changes mtime and ctime, dirtying the
+    # inode, which the next operation's fsync commits. Measured on Linux 6.18 ext4 with a 1 KiB
+    # block size: 317 of pveperf's operations put 1,987 KiB in the journal with the fstat, 1,928
+    # without, and on a 50-IOPS disk that was 3 % of pveperf's rate (docs/validation.md).
+    #
     # Perl's O_CREAT means the first lap of 300 creates its files and later laps truncate them; a
     # 3-second pveperf run on a slow disk never leaves the first lap. Creating costs more than
     # truncating (a new inode and directory entry to journal): on a 50-IOPS disk, pre-created files
     # made us 2.5x faster than pveperf. So the measured run starts as pveperf does, in a directory
-    # with none of its files; the warm-up uses other names. O_CREAT without O_EXCL is safe here:
-    # the directory is our private mkdtemp (mode 0700), and O_NOFOLLOW refuses a symlink anyway.
+    # holding none of its files, and nothing else: the warm-up writes other files in a directory
+    # of its own (a directory grown by the warm-up's entries would journal more blocks per
+    # creation). O_CREAT without O_EXCL is safe here: the directory is our private mkdtemp (mode
+    # 0700), and O_NOFOLLOW refuses a symlink anyway.
     #
     # --sync fdatasync puts fdatasync(2) where pveperf calls fsync (a truncation changes the size,
     # which fdatasync must commit too). --sync dsync/sync open with O_DSYNC/O_SYNC and make no
     # separate call: the write itself is the sync, so there is no sync before the write and
     # `pveperf` then makes the same calls as `pveperf-durable` (a note in the report says so).
     data = (b"A" * (block_size - 1) + b"\n") if block_size > 0 else b""
-    warm = [os.path.join(directory, f"warmup_{i}.dat") for i in range(PVEPERF_FILES)]
+    warm_dir = os.path.join(directory, "warmup")
+    os.mkdir(warm_dir, 0o700)
+    warm = [os.path.join(warm_dir, f"tf_{i}.dat") for i in range(PVEPERF_FILES)]
     measured = [os.path.join(directory, f"tf_{i}.dat") for i in range(PVEPERF_FILES)]
     current = [warm]
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC | _open_flags(sync)
@@ -148,12 +163,25 @@ def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int, durable:
     open_ = os.open
     write = os.write
     close = os.close
+    isatty, lseek, fstat, SEEK_CUR = os.isatty, os.lseek, os.fstat, os.SEEK_CUR
+
+    def perlio_open(path: str) -> int:
+        """Perl's open(TMP, ">file"): the open, then PerlIO's isatty, tell and fstat."""
+        fd = open_(path, flags, 0o600)
+        try:
+            isatty(fd)
+            lseek(fd, 0, SEEK_CUR)
+            fstat(fd)
+        except BaseException:
+            close(fd)
+            raise
+        return fd
 
     if sync_call is None:
 
         def op() -> None:
             i = state[0] = (state[0] + 1) % PVEPERF_FILES
-            fd = open_(current[0][i], flags, 0o600)
+            fd = perlio_open(current[0][i])
             try:
                 write(fd, data)
             finally:
@@ -163,7 +191,7 @@ def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int, durable:
 
         def op() -> None:
             i = state[0] = (state[0] + 1) % PVEPERF_FILES
-            fd = open_(current[0][i], flags, 0o600)
+            fd = perlio_open(current[0][i])
             try:
                 write(fd, data)
                 sync_call(fd)
@@ -174,7 +202,7 @@ def _prepare_pveperf(directory: str, sync: SyncMethod, block_size: int, durable:
 
         def op() -> None:
             i = state[0] = (state[0] + 1) % PVEPERF_FILES
-            fd = open_(current[0][i], flags, 0o600)
+            fd = perlio_open(current[0][i])
             try:
                 sync_call(fd)
                 write(fd, data)
