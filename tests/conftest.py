@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +48,24 @@ def ramfs(tmp_path: Path) -> Iterator[Path]:
 def make_ring(tmp_path: Path) -> Iterator[Callable[..., ringkit.Ring]]:
     """Start real Corosync rings in network namespaces (tests/ringkit.py); all removed afterwards."""
     yield from ringkit.make_ring_fixture(tmp_path)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sigint_not_ignored() -> Iterator[None]:
+    """The runs the suite starts can be stopped with SIGINT, however the suite was started. bash
+    starts a background command of a non-interactive shell (`cmd &` in a script) with SIGINT
+    ignored, children inherit an ignored signal across exec (signal(7)), and Python then installs
+    no KeyboardInterrupt handler (signal module docs): the tool keeps an ignored SIGINT ignored, as
+    a program should, and the tests that stop it with SIGINT waited 30 s and left it holding the
+    node lock for the next 40 tests. A handled SIGINT here is reset to the default in children."""
+    saved = signal.getsignal(signal.SIGINT)
+    if saved is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if saved is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(autouse=True, scope="session")
