@@ -29,7 +29,7 @@ from tests.pveperf_ref import PERL_CMD
 def perl_pveperf(fs_root: Path, seconds: float, max_ops: int = 0, durable: bool = False) -> float:
     """FSYNCS/SECOND by pveperf's method on the same filesystem: in fs_root/ptest.PID, which it makes
     and removes as pveperf does (fsyncprobe, given fs_root, measures in fs_root/fsyncprobe-XXXX)."""
-    _quiesce(fs_root)
+    realfs.settle(fs_root)  # the previous run's leftovers committed, a throttle's count of them paid
     out = subprocess.run([*PERL_CMD, str(fs_root), str(seconds), str(max_ops), str(int(durable))],
                          capture_output=True, text=True, check=True)
     assert not list(fs_root.glob("ptest.*")), list(fs_root.glob("ptest.*"))
@@ -37,15 +37,9 @@ def perl_pveperf(fs_root: Path, seconds: float, max_ops: int = 0, durable: bool 
 
 
 def ours(fs_root: Path, *args: str) -> dict:
-    """`fsyncprobe bench` on fs_root, after the same quiescing as the Perl reference."""
-    _quiesce(fs_root)
+    """`fsyncprobe bench` on fs_root, after the same settling as the Perl reference."""
+    realfs.settle(fs_root)  # the previous run's leftovers committed, a throttle's count of them paid
     return bench_json(str(fs_root), "--no-sched-probe", "--no-ring-id", *args)
-
-
-def _quiesce(fs_root: Path) -> None:
-    """Nothing left over from the previous run (realfs.settle: its metadata committed, a throttle's
-    count of it paid)."""
-    realfs.settle(fs_root)
 
 
 def pveperf_calls(trace: str, max_ops: int = 5) -> list[list[str]]:
